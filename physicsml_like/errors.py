@@ -1,0 +1,43 @@
+"""Errors raised for bad input, each naming where the problem is."""
+
+from __future__ import annotations
+
+from .config.base import ConfigError
+
+__all__ = ["ConfigError", "DataError"]
+
+
+class DataError(ValueError):
+    """Bad input data. The message names the source, the frame/row and the field.
+
+    Attributes
+    ----------
+    source:
+        Where the data came from (a file path, ``"list of ase.Atoms"``, ``"DataFrame"``, ...).
+    index:
+        The frame or row index inside the source, when one structure is at fault.
+    field:
+        The label, column or attribute at fault, when there is one.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        source: str | None = None,
+        index: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.source = source
+        self.index = index
+        self.field = field
+        where = []
+        if source is not None:
+            where.append(str(source))
+        if index is not None:
+            where.append(f"frame/row {index}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {problem}" if prefix else problem)
