@@ -2,12 +2,32 @@
 
 from .base import ConfigError, StrictConfig
 from .datamodule import ConformerConfig, DataModuleConfig, SplitConfig, default_cache_dir
+from .model import ModelConfig
+from .training import (
+    CheckpointConfig,
+    EarlyStoppingConfig,
+    EMAConfig,
+    LoggerConfig,
+    LossConfig,
+    OptimizerConfig,
+    SchedulerConfig,
+    TrainerConfig,
+)
 
 __all__ = [
+    "CheckpointConfig",
     "ConfigError",
     "ConformerConfig",
     "DataModuleConfig",
+    "EMAConfig",
+    "EarlyStoppingConfig",
+    "LoggerConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "SchedulerConfig",
     "SplitConfig",
     "StrictConfig",
+    "TrainerConfig",
     "default_cache_dir",
 ]

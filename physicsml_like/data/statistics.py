@@ -180,3 +180,36 @@ def _fit_references(stats: DatasetStatistics, counts: np.ndarray, energies: np.n
     residual = (energies - counts @ references) / np.maximum(n, 1.0)
     stats.per_atom_energy_mean = float(residual.mean())
     stats.per_atom_energy_std = float(residual.std())
+
+
+def with_energy_references(
+    stats: DatasetStatistics,
+    arrays: Mapping[str, np.ndarray],
+    references: Mapping[int, float],
+    energy_column: int,
+) -> DatasetStatistics:
+    """A copy of ``stats`` using given per-element references (by Z) instead of the fit; the
+    per-atom residual mean and spread are recomputed against them."""
+    from dataclasses import replace
+
+    elements = stats.elements
+    missing = [z for z in elements if z not in references]
+    if missing:
+        from ase.data import chemical_symbols
+
+        raise ValueError(
+            "energy_references has no value for "
+            + ", ".join(chemical_symbols[z] for z in missing)
+            + ", which the training data contains"
+        )
+    column = {z: k for k, z in enumerate(elements)}
+    counts = _element_count_matrix(arrays["atomic_numbers"], np.asarray(arrays["atom_ptr"]), column)
+    energies = np.asarray(arrays[K.Y_GRAPH_SCALARS][:, energy_column], dtype=np.float64)
+    vector = np.array([references[z] for z in elements])
+    residual = (energies - counts @ vector) / np.maximum(counts.sum(axis=1), 1.0)
+    return replace(
+        stats,
+        element_reference={int(z): float(e) for z, e in references.items()},
+        per_atom_energy_mean=float(residual.mean()),
+        per_atom_energy_std=float(residual.std()),
+    )

@@ -1,0 +1,20 @@
+"""Shared layers: radial bases, cutoff envelopes, MLPs, scatter, and the network contract."""
+
+from .graph import AtomicGraph, AtomisticNetwork, OutputSpec
+from .mlp import MLP, activation
+from .radial import BesselBasis, GaussianBasis, PolynomialCutoff, RadialEmbedding
+from .scatter import scatter_mean, scatter_sum
+
+__all__ = [
+    "MLP",
+    "AtomicGraph",
+    "AtomisticNetwork",
+    "BesselBasis",
+    "GaussianBasis",
+    "OutputSpec",
+    "PolynomialCutoff",
+    "RadialEmbedding",
+    "activation",
+    "scatter_mean",
+    "scatter_sum",
+]

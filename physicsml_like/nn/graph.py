@@ -1,0 +1,123 @@
+"""The contract between the shared training module and a family's network.
+
+The training module turns a batch into an :class:`AtomicGraph` (edge vectors already computed
+from positions, cell shifts and a strain, so forces and stress follow by autograd) and asks the
+network for the heads listed in an :class:`OutputSpec`. A network returns a dict whose keys are
+the ``OUT_*`` constants below; it declares which it can produce in ``supported_outputs`` and an
+unsupported request raises a ``ValueError`` naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+__all__ = [
+    "OUT_EDGE_SCALARS",
+    "OUT_EDGE_VECTOR",
+    "OUT_GRAPH_SCALARS",
+    "OUT_GRAPH_VECTOR",
+    "OUT_NODE_SCALARS",
+    "OUT_NODE_VECTOR",
+    "OUT_PER_ATOM_GRAPH_SCALARS",
+    "AtomicGraph",
+    "AtomisticNetwork",
+    "OutputSpec",
+]
+
+# what a network may return (dimensionless, before the training module's scale and shift)
+OUT_PER_ATOM_GRAPH_SCALARS = "per_atom_graph_scalars"  # [N, k]: pooled by the training module
+OUT_GRAPH_SCALARS = "graph_scalars"  # [B, k]: already pooled by the network
+OUT_NODE_SCALARS = "node_scalars"  # [N, k]
+OUT_NODE_VECTOR = "node_vector"  # [N, d] (only when not derived as forces)
+OUT_GRAPH_VECTOR = "graph_vector"  # [B, d], e.g. a dipole; must rotate with the structure
+OUT_EDGE_SCALARS = "edge_scalars"  # [E, k]
+OUT_EDGE_VECTOR = "edge_vector"  # [E, d]
+
+
+@dataclass
+class AtomicGraph:
+    """Inputs of a network for one batch (tensors in the model dtype).
+
+    node_attrs: ``[N, F]`` one-hot elements (+ optional atom features).
+    species: ``[N]`` one-hot slot of each atom.
+    positions: ``[N, 3]`` (strained when stress is computed).
+    edge_index: ``[2, E]``; ``edge_vectors[e] = positions[j] - positions[i] + shift @ cell``.
+    edge_vectors: ``[E, 3]``; edge_lengths: ``[E]``.
+    batch: ``[N]`` graph of each atom; num_graphs: ``B``.
+    edge_attrs: ``[E, F_e]`` bond features or ``None``; graph_attrs: ``[B, F_g]`` or ``None``.
+    """
+
+    node_attrs: torch.Tensor
+    species: torch.Tensor
+    positions: torch.Tensor
+    edge_index: torch.Tensor
+    edge_vectors: torch.Tensor
+    edge_lengths: torch.Tensor
+    batch: torch.Tensor
+    num_graphs: int
+    edge_attrs: torch.Tensor | None = None
+    graph_attrs: torch.Tensor | None = None
+
+    @property
+    def num_nodes(self) -> int:
+        return int(self.node_attrs.shape[0])
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Which heads a network must build and how wide its inputs are.
+
+    A count of 0 means the head is not wanted. ``node_vector_dim`` is non-zero only when a node
+    vector is predicted directly (forces, when computed, come from the energy instead).
+    """
+
+    num_elements: int
+    num_node_features: int
+    num_edge_features: int = 0
+    num_graph_attrs: int = 0
+    num_graph_scalars: int = 0
+    graph_vector_dim: int = 0
+    num_node_scalars: int = 0
+    node_vector_dim: int = 0
+    num_edge_scalars: int = 0
+    edge_vector_dim: int = 0
+
+    def requested(self) -> dict[str, int]:
+        """Output field -> width, for the heads that are wanted."""
+        wanted = {
+            OUT_GRAPH_SCALARS: self.num_graph_scalars,
+            OUT_GRAPH_VECTOR: self.graph_vector_dim,
+            OUT_NODE_SCALARS: self.num_node_scalars,
+            OUT_NODE_VECTOR: self.node_vector_dim,
+            OUT_EDGE_SCALARS: self.num_edge_scalars,
+            OUT_EDGE_VECTOR: self.edge_vector_dim,
+        }
+        return {k: v for k, v in wanted.items() if v}
+
+
+class AtomisticNetwork(nn.Module):
+    """Base of every family's network: declares its outputs and checks a spec against them.
+
+    ``supported_outputs`` lists the ``OUT_*`` fields the family can produce; graph scalars may
+    come as per-atom contributions (``OUT_PER_ATOM_GRAPH_SCALARS``) or pooled
+    (``OUT_GRAPH_SCALARS``), both satisfying a graph-scalar request.
+    """
+
+    supported_outputs: ClassVar[frozenset[str]] = frozenset({OUT_GRAPH_SCALARS})
+
+    def __init__(self, spec: OutputSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        for field, width in spec.requested().items():
+            if field not in self.supported_outputs:
+                raise ValueError(
+                    f"{type(self).__name__} cannot predict {field!r} (asked for width {width}); "
+                    f"it supports {sorted(self.supported_outputs)}"
+                )
+
+    def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
