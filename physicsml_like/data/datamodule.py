@@ -137,6 +137,8 @@ class GraphDataModule(L.LightningDataModule):
         self.progress = progress
         self._splits: dict[str, _Split] = {}
         self._samplers: dict[str, EpochBatchSampler] = {}
+        self._prepared = False
+        self._opened: dict[str, MappedArrays] = {}  # caches opened by prepare_data in this process
 
     # ------------------------------------------------------------------ properties
     @property
@@ -167,18 +169,21 @@ class GraphDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Build the on-disk caches once (Lightning calls this on one process per node)."""
-        if self.config.pre_batch != "on_disk":
+        if self.config.pre_batch != "on_disk" or self._prepared:
             return
+        self._prepared = True
         for split in SPLITS:
             data = self._data[split]
             if data is not None:
-                open_or_build_cache(data, self.config, with_labels=self._wants_labels(split), progress=self.progress)
+                self._opened[split] = open_or_build_cache(
+                    data, self.config, with_labels=self._wants_labels(split), progress=self.progress
+                )
 
     def _build_split(self, split: str) -> _Split:
         data = self._data[split]
         with_labels = self._wants_labels(split)
         if self.config.pre_batch == "on_disk":
-            arrays: Mapping[str, np.ndarray] = open_or_build_cache(
+            arrays: Mapping[str, np.ndarray] = self._opened.pop(split, None) or open_or_build_cache(
                 data, self.config, with_labels=with_labels, progress=self.progress
             )
         else:
@@ -283,8 +288,9 @@ class GraphDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("validation")
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        # no validation data: an empty list tells Lightning to skip validation
+        return self._loader("validation") if "validation" in self._splits else []
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")

@@ -1,0 +1,372 @@
+"""The user-facing model: ``train``, ``predict``, ``test``, ``save`` and ``load``.
+
+One base class serves every family; a family is a thin subclass naming its config class and
+its network builder::
+
+    @register_model("egnn_model")
+    class EGNNModel(PhysicsMLModel):
+        config_class = EGNNModelConfig
+        build_network = staticmethod(build_egnn)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from .. import keys as K
+from .._logging import get_logger
+from ..config.base import ConfigError, StrictConfig
+from ..config.model import ModelConfig
+from ..data.datamodule import GraphDataModule
+from ..data.graphs import ElementMapping
+from ..data.statistics import DatasetStatistics, with_energy_references
+from ..nn.graph import OutputSpec
+from .ema import EMALightningModule
+from .module import CHECKPOINT_KEY, AtomisticLightningModule, output_spec
+from .trainer import build_trainer, find_last_checkpoint, new_run_dir
+
+__all__ = ["PhysicsMLModel", "load_model"]
+
+_log = get_logger(__name__)
+_WEIGHTS = "weights.safetensors"
+_CONFIG = "config.json"
+_STATISTICS = "statistics.json"
+_METADATA = "metadata.json"
+
+
+class PhysicsMLModel:
+    """A model family's user-facing wrapper.
+
+    Parameters
+    ----------
+    config: a config of the family (or a dict of its fields).
+    **fields: config fields given directly; they override ``config``. Nested sections accept
+        dicts, e.g. ``trainer={"max_epochs": 50}``.
+
+    Attributes
+    ----------
+    config: the validated config.
+    module: the LightningModule (after ``train`` or ``load``).
+    run_dir: folder of the last training run (checkpoints, ``metrics.csv``).
+    """
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    build_network: ClassVar[Callable[..., nn.Module]]
+
+    def __init__(self, config: ModelConfig | dict[str, Any] | None = None, **fields: Any) -> None:
+        if isinstance(config, StrictConfig):
+            base: dict[str, Any] = config.model_dump()
+        elif config is None:
+            base = {}
+        elif isinstance(config, dict):
+            base = dict(config)
+        else:
+            raise ConfigError(f"config must be a {self.config_class.__name__} or a dict, got {type(config).__name__}")
+        self.config = self.config_class(**base).updated(fields) if fields else self.config_class(**base)
+        self.module: AtomisticLightningModule | None = None
+        self.run_dir: Path | None = None
+        self.trainer: L.Trainer | None = None
+
+    def __repr__(self) -> str:
+        state = "trained" if self.module is not None else "untrained"
+        return f"{type(self).__name__}(name={self.name!r}, {state})"
+
+    # ------------------------------------------------------------------ building
+    def _call_config(self, **sections: dict[str, Any] | None) -> ModelConfig:
+        """The config with per-call overrides of some sections (``self.config`` is unchanged)."""
+        overrides = {k: v for k, v in sections.items() if v is not None}
+        return self.config.updated(overrides) if overrides else self.config
+
+    def _module_class(self, config: ModelConfig) -> tuple[type[AtomisticLightningModule], dict[str, Any]]:
+        """The LightningModule class for the config's training technique, with its arguments."""
+        if config.ema is not None:
+            return EMALightningModule, {"ema": config.ema}
+        return AtomisticLightningModule, {}
+
+    def _new_module(self, config: ModelConfig, statistics: DatasetStatistics, mapping: ElementMapping, spec: OutputSpec) -> AtomisticLightningModule:
+        network = type(self).build_network(config, spec, statistics)
+        cls, extra = self._module_class(config)
+        module = cls(network, config, statistics, mapping, spec, **extra)
+        _log.debug("%s network:\n%s", self.name, network)
+        return module
+
+    def _datamodule(self, config: ModelConfig, **splits: Any) -> GraphDataModule:
+        known = self.module
+        return GraphDataModule(
+            config.datamodule,
+            element_mapping=known.element_mapping if known is not None else None,
+            statistics=known.statistics if known is not None else None,
+            energy_key=config.energy_key,
+            forces_key=config.datamodule.y_node_vector if config.compute_forces else None,
+            **splits,
+        )
+
+    def _statistics(self, config: ModelConfig, dm: GraphDataModule) -> DatasetStatistics:
+        stats = dm.statistics
+        if config.energy_references and config.energy_key is not None:
+            from ase.data import atomic_numbers
+
+            references = {
+                (int(k) if k.isdigit() else atomic_numbers[k]): v for k, v in config.energy_references.items()
+            }
+            column = (config.datamodule.y_graph_scalars or []).index(config.energy_key)
+            stats = with_energy_references(stats, dm.split_arrays("train"), references, column)
+        return stats
+
+    # ------------------------------------------------------------------ training
+    def _resolve_checkpoint(self, ckpt_path: str | Path | None, config: ModelConfig) -> Path | None:
+        if ckpt_path is None:
+            return None
+        if str(ckpt_path) == "last":
+            return find_last_checkpoint(config.trainer.default_root_dir, self.name)
+        path = Path(ckpt_path)
+        if not path.exists():
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        return path
+
+    def train(
+        self,
+        train_data: Any,
+        validation_data: Any = None,
+        ckpt_path: str | Path | None = None,
+        *,
+        trainer_config: dict[str, Any] | None = None,
+        datamodule_config: dict[str, Any] | None = None,
+        optimizer_config: dict[str, Any] | None = None,
+        scheduler_config: dict[str, Any] | None = None,
+    ) -> Self:
+        """Fit on ``train_data`` (validated on ``validation_data`` when given); returns ``self``.
+
+        ``ckpt_path`` resumes a run exactly (weights, optimiser, scheduler, EMA, epoch, sampler
+        order); ``"last"`` takes the newest ``last.ckpt`` of this family's runs. The ``*_config``
+        dicts override those sections for this call only. Calling ``train`` again without
+        ``ckpt_path`` continues from the current weights with a fresh optimiser.
+        """
+        config = self._call_config(
+            trainer=trainer_config, datamodule=datamodule_config, optimizer=optimizer_config, scheduler=scheduler_config
+        )
+        resume = self._resolve_checkpoint(ckpt_path, config)
+        L.seed_everything(config.seed, verbose=False)
+        meta = _checkpoint_metadata(resume) if resume is not None and self.module is None else None
+        if meta is not None:
+            self.module = self._module_from_description(meta, config)
+        dm = self._datamodule(config, train_data=train_data, validation_data=validation_data)
+        dm.prepare_data()
+        dm.setup("fit")
+        self._ensure_module(config, dm)
+        assert self.module is not None
+        self.module.has_validation = validation_data is not None
+        if resume is not None and resume.parent.name == "checkpoints":
+            run_dir = resume.parent.parent
+        else:
+            run_dir = new_run_dir(config.trainer.default_root_dir, self.name)
+        trainer = build_trainer(config, run_dir, has_validation=validation_data is not None)
+        trainer.fit(self.module, datamodule=dm, ckpt_path=str(resume) if resume else None)
+        self.trainer, self.run_dir = trainer, run_dir
+        return self
+
+    def _ensure_module(self, config: ModelConfig, dm: GraphDataModule) -> None:
+        """Build the module from the datamodule's statistics, or check the existing one fits."""
+        if self.module is None:
+            arrays = dm.split_arrays("train")
+            n_attrs = int(np.asarray(arrays[K.GRAPH_ATTRS]).shape[1]) if K.GRAPH_ATTRS in arrays else 0
+            spec = output_spec(config, dm.element_mapping, n_attrs)
+            self.module = self._new_module(config, self._statistics(config, dm), dm.element_mapping, spec)
+        else:
+            self._check_compatible(config)
+            self.module.config = config
+
+    def initialise(self, train_data: Any) -> Self:
+        """Build the network from ``train_data``'s statistics (element mapping, reference
+        energies, scales) without training; e.g. to inspect it or to test a family."""
+        dm = self._datamodule(self.config, train_data=train_data)
+        dm.prepare_data()
+        dm.setup("fit")
+        self._ensure_module(self.config, dm)
+        return self
+
+    def _check_compatible(self, config: ModelConfig) -> None:
+        assert self.module is not None
+        if config.target_kinds() != self.module.config.target_kinds():
+            raise ConfigError(
+                f"this model was built for targets {self.module.config.target_kinds()}; the call asks "
+                f"for {config.target_kinds()}. Build a new model for new targets."
+            )
+
+    # ------------------------------------------------------------------ inference
+    def _require_module(self) -> AtomisticLightningModule:
+        if self.module is None:
+            raise RuntimeError(f"{type(self).__name__} is not trained yet: call train() or load a saved model")
+        return self.module
+
+    def prediction_kinds(self) -> dict[str, str]:
+        """Name -> kind of everything ``predict`` returns."""
+        config = self._require_module().config
+        kinds: dict[str, str] = dict(config.target_kinds())
+        if config.compute_forces:
+            kinds[config.forces_key] = "forces"
+        if config.compute_stress:
+            kinds[config.stress_key] = "stress"
+        return kinds
+
+    def predict(
+        self,
+        data: Any,
+        *,
+        as_dataframe: bool = False,
+        datamodule_config: dict[str, Any] | None = None,
+        trainer_config: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | Any:
+        """Predict every target for ``data`` (any supported source; labels are not needed).
+
+        Returns a dict keyed by target name: graph-level values as arrays ``[n_structures, ...]``,
+        node-level values as a list with one array per structure (edge-level likewise). With
+        ``as_dataframe=True``, a pandas DataFrame with one row per structure.
+        """
+        module = self._require_module()
+        config = self._call_config(
+            trainer={"devices": 1, "strategy": "auto", "num_nodes": 1, "enable_progress_bar": False, **(trainer_config or {})},
+            datamodule=datamodule_config,
+        )
+        dm = self._datamodule(config, predict_data=data)
+        dm.prepare_data()
+        dm.setup("predict")
+        trainer = build_trainer(config, Path(config.trainer.default_root_dir), has_validation=False, for_fitting=False)
+        batches = trainer.predict(module, dataloaders=dm.predict_dataloader())
+        result = _assemble(batches, self.prediction_kinds())  # type: ignore[arg-type]
+        if as_dataframe:
+            return _to_dataframe(result, self.prediction_kinds())
+        return result
+
+    def test(self, data: Any, *, trainer_config: dict[str, Any] | None = None) -> dict[str, float]:
+        """Metrics (``test/<target>_mae`` ...) on labelled ``data``."""
+        module = self._require_module()
+        config = self._call_config(trainer={"devices": 1, "strategy": "auto", "enable_progress_bar": False, **(trainer_config or {})})
+        dm = self._datamodule(config, test_data=data)
+        dm.setup("test")
+        trainer = build_trainer(config, Path(config.trainer.default_root_dir), has_validation=False, for_fitting=False)
+        (metrics,) = trainer.test(module, dataloaders=dm.test_dataloader(), verbose=False)
+        return {k: float(v) for k, v in metrics.items()}
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the model to a folder: ``config.json``, ``weights.safetensors`` (inference
+        weights: the EMA average when EMA is on), ``statistics.json`` and ``metadata.json``
+        (element mapping, output heads, package version). Written to a temporary folder first
+        and renamed, so an interrupted save never leaves a folder that loads."""
+        from safetensors.torch import save_file
+
+        module = self._require_module()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+        tmp.mkdir()
+        try:
+            description = module.describe()
+            state = {k: v.detach().cpu().contiguous().clone() for k, v in module.inference_network().state_dict().items()}
+            save_file(state, str(tmp / _WEIGHTS), metadata={"version": __version__, "name": self.name})
+            (tmp / _CONFIG).write_text(json.dumps({"name": self.name, "config": description["config"]}, indent=1))
+            (tmp / _STATISTICS).write_text(json.dumps(description["statistics"], indent=1))
+            meta = {k: description[k] for k in ("version", "element_mapping", "spec")}
+            meta["name"] = self.name
+            (tmp / _METADATA).write_text(json.dumps(meta, indent=1))
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+                path.rename(old)
+                tmp.rename(path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    def _module_from_description(self, description: dict[str, Any], config: ModelConfig | None = None) -> AtomisticLightningModule:
+        statistics = DatasetStatistics.from_dict(description["statistics"])
+        mapping = ElementMapping.from_dict(description["element_mapping"])
+        spec = OutputSpec(**description["spec"])
+        return self._new_module(config or self.config, statistics, mapping, spec)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PhysicsMLModel:
+        """Rebuild a model saved with :meth:`save` (see :func:`load_model`)."""
+        return load_model(path)
+
+
+def load_model(path: str | Path) -> PhysicsMLModel:
+    """Rebuild a saved model: the family from ``config.json``, weights from safetensors (no
+    pickled code runs). It predicts exactly as the saved one did."""
+    from safetensors.torch import load_file
+
+    from .registry import get_model_class
+
+    path = Path(path)
+    if not (path / _CONFIG).exists():
+        raise FileNotFoundError(f"no saved model in {path} (missing {_CONFIG})")
+    spec = json.loads((path / _CONFIG).read_text())
+    meta = json.loads((path / _METADATA).read_text())
+    model = get_model_class(spec["name"])(spec["config"])
+    description = {
+        "statistics": json.loads((path / _STATISTICS).read_text()),
+        "element_mapping": meta["element_mapping"],
+        "spec": meta["spec"],
+    }
+    module = model._module_from_description(description)
+    module.network.load_state_dict(load_file(str(path / _WEIGHTS)))
+    if isinstance(module, EMALightningModule):
+        module.ema_network.module.load_state_dict(module.network.state_dict())
+    model.module = module
+    return model
+
+
+def _checkpoint_metadata(path: Path) -> dict[str, Any]:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if CHECKPOINT_KEY not in checkpoint:
+        raise ValueError(f"{path} is not a checkpoint of this package (no {CHECKPOINT_KEY!r} entry)")
+    return checkpoint[CHECKPOINT_KEY]
+
+
+def _split(values: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+    return np.split(values, np.cumsum(counts)[:-1]) if len(counts) else []
+
+
+def _assemble(batches: list[dict[str, Any]], kinds: dict[str, str]) -> dict[str, Any]:
+    atoms = np.concatenate([b["_atoms_per_structure"].numpy() for b in batches])
+    edges = np.concatenate([b["_edges_per_structure"].numpy() for b in batches])
+    out: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        if name not in batches[0]:
+            continue
+        values = np.concatenate([b[name].numpy() for b in batches])
+        if kind in ("node_scalar", "node_vector", "forces"):
+            out[name] = _split(values, atoms)
+        elif kind in ("edge_scalar", "edge_vector"):
+            out[name] = _split(values, edges)
+        else:
+            out[name] = values
+    return out
+
+
+def _to_dataframe(result: dict[str, Any], kinds: dict[str, str]) -> Any:
+    import pandas as pd
+
+    columns: dict[str, Any] = {}
+    for name, values in result.items():
+        if kinds.get(name) == "graph_scalar":
+            columns[name] = values
+        else:
+            columns[name] = list(values)
+    return pd.DataFrame(columns)
