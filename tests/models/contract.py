@@ -1,0 +1,147 @@
+"""Checks every model family must pass, shared by the per-family test files.
+
+A family's test file builds its models (small, float64 for the symmetry checks) and calls these:
+
+- :func:`check_symmetries`: energy invariant under rotation, translation and permutation;
+  forces (and dipoles, node vectors) rotate with the structure; node scalars invariant (< 1e-9).
+- :func:`check_periodic_consistency`: a supercell has the energy of the repeated cell times the
+  repeat count; moving an atom by a lattice vector changes nothing; stress is the strain
+  derivative of the energy over the volume.
+- :func:`check_forces_are_gradients`: forces equal minus the finite-difference gradient.
+- :func:`check_learns`: a short training brings the validation force MAE below a threshold.
+- :func:`check_save_load`: a saved model predicts identically after loading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ase
+import numpy as np
+import pandas as pd
+import pytest
+from ase.build import bulk
+from scipy.spatial.transform import Rotation
+
+from physicsml_like import load_model
+from physicsml_like.training.wrapper import PhysicsMLModel
+
+MOLECULE_TARGETS = {"y_graph_scalars": ["energy"], "y_node_vector": "forces"}
+PERIODIC_TARGETS = {"y_graph_scalars": ["energy"], "y_node_vector": "forces", "y_stress": "stress"}
+
+
+def small_config(root: Path, datamodule: dict[str, Any], *, epochs: int = 2, **fields: Any) -> dict[str, Any]:
+    """Shared (non-architecture) settings of a fast test model."""
+    periodic = "y_stress" in datamodule
+    return {
+        "datamodule": {"cut_off": 4.0, "train": {"batch_size": 8}, **datamodule},
+        "compute_forces": True,
+        "compute_stress": periodic,
+        "trainer": {"max_epochs": epochs, "default_root_dir": str(root), "enable_progress_bar": False},
+        **fields,
+    }
+
+
+def _rotation() -> np.ndarray:
+    return Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix()
+
+
+def _moved(atoms: ase.Atoms, rotation: np.ndarray, permutation: np.ndarray) -> ase.Atoms:
+    moved = atoms.copy()
+    moved.positions = atoms.positions @ rotation.T + np.array([1.3, -0.4, 7.0])
+    moved.set_cell(atoms.cell.array @ rotation.T, scale_atoms=False)
+    return moved[permutation]
+
+
+def check_symmetries(model: PhysicsMLModel, atoms: ase.Atoms, *, atol: float = 1e-9) -> None:
+    """Energy invariant, forces/vectors equivariant, node scalars invariant (float64 model)."""
+    rotation = _rotation()
+    permutation = np.random.default_rng(0).permutation(len(atoms))
+    ref = model.predict([atoms])
+    new = model.predict([_moved(atoms, rotation, permutation)])
+    kinds = model.prediction_kinds()
+    for name, kind in kinds.items():
+        if kind == "graph_scalar":
+            scale = max(1.0, abs(float(ref[name][0])))
+            assert abs(float(new[name][0]) - float(ref[name][0])) < atol * scale, name
+        elif kind in ("forces", "node_vector"):
+            np.testing.assert_allclose(new[name][0], (ref[name][0] @ rotation.T)[permutation], atol=atol, err_msg=name)
+        elif kind == "node_scalar":
+            np.testing.assert_allclose(new[name][0], ref[name][0][permutation], atol=atol, err_msg=name)
+        elif kind == "graph_vector":
+            np.testing.assert_allclose(new[name][0], ref[name][0] @ rotation.T, atol=atol, err_msg=name)
+        elif kind == "stress":
+            np.testing.assert_allclose(new[name][0], rotation @ ref[name][0] @ rotation.T, atol=atol, err_msg=name)
+
+
+def _energy(model: PhysicsMLModel, atoms: ase.Atoms) -> float:
+    return float(model.predict([atoms])["energy"][0])
+
+
+def check_periodic_consistency(model: PhysicsMLModel, *, check_stress: bool = True) -> None:
+    """Supercell energy, lattice-vector shifts and stress by finite differences (float64)."""
+    cell = bulk("Cu", "fcc", a=3.6, cubic=True)
+    cell.rattle(0.05, seed=2)
+    e_cell = _energy(model, cell)
+    assert _energy(model, cell * (2, 1, 2)) == pytest.approx(4 * e_cell, rel=1e-9, abs=1e-9)
+    shifted = cell.copy()
+    shifted.positions[1] += cell.cell[0] - 2 * cell.cell[2]
+    assert _energy(model, shifted) == pytest.approx(e_cell, rel=1e-10, abs=1e-10)
+    if not check_stress:
+        return
+    atoms = (bulk("Cu", "fcc", a=3.6, cubic=True) * (2, 1, 1))
+    atoms.set_cell(atoms.cell.array @ (np.eye(3) + [[0.01, 0.02, 0], [0.02, -0.01, 0], [0, 0, 0.015]]), scale_atoms=True)
+    atoms.rattle(0.05, seed=3)
+    stress = model.predict([atoms])["stress"][0]
+    h = 1e-5
+    for a, b in [(0, 0), (1, 2), (0, 1)]:
+        strain = np.zeros((3, 3))
+        strain[a, b] = strain[b, a] = h / (2 if a != b else 1)
+        values = []
+        for sign in (1, -1):
+            strained = atoms.copy()
+            strained.set_cell(atoms.cell.array @ (np.eye(3) + sign * strain), scale_atoms=True)
+            values.append(_energy(model, strained))
+        assert (values[0] - values[1]) / (2 * h) / atoms.get_volume() == pytest.approx(stress[a, b], abs=1e-7)
+
+
+def check_forces_are_gradients(model: PhysicsMLModel, atoms: ase.Atoms) -> None:
+    forces = model.predict([atoms])["forces"][0]
+    h = 1e-5
+    for atom, axis in [(0, 0), (1, 1), (len(atoms) - 1, 2)]:
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[atom, axis] += h
+        minus.positions[atom, axis] -= h
+        numeric = -(_energy(model, plus) - _energy(model, minus)) / (2 * h)
+        assert numeric == pytest.approx(forces[atom, axis], abs=1e-6)
+
+
+def zero_force_mae(frames: list[ase.Atoms]) -> float:
+    return float(np.abs(np.concatenate([f.get_forces() for f in frames])).mean())
+
+
+def check_learns(
+    make_model: Callable[[], PhysicsMLModel], train: list[ase.Atoms], val: list[ase.Atoms], max_fraction_of_zero_force: float
+) -> pd.DataFrame:
+    """Train, then assert val force MAE < fraction x zero-force MAE and that it fell."""
+    model = make_model().train(train, val)
+    metrics = pd.read_csv(model.run_dir / "metrics.csv").dropna(subset=["val/forces_mae"])
+    final = float(metrics["val/forces_mae"].iloc[-1])
+    baseline = zero_force_mae(val)
+    assert final < max_fraction_of_zero_force * baseline, f"val forces MAE {final:.3f} vs zero-force {baseline:.3f}"
+    return metrics
+
+
+def check_save_load(model: PhysicsMLModel, frames: list[ase.Atoms], folder: Path) -> None:
+    model.save(folder)
+    loaded = load_model(folder)
+    assert type(loaded) is type(model)
+    a, b = model.predict(frames), loaded.predict(frames)
+    for name in a:
+        if isinstance(a[name], list):
+            for x, y in zip(a[name], b[name], strict=True):
+                np.testing.assert_array_equal(x, y)
+        else:
+            np.testing.assert_array_equal(a[name], b[name])
