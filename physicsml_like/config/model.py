@@ -62,7 +62,11 @@ class ModelConfig(StrictConfig):
     """Loss per target name. Every target without an entry gets MSE with weight 1, except: the
     energy target compares energies per atom (``per_atom: true``) and stress has weight 10."""
     ema: EMAConfig | None = None
-    """Exponential moving average of the weights (off by default)."""
+    """Exponential moving average of the weights (off by default; setting it turns EMA on)."""
+    training_module: Literal["default", "ema", "config", "ema_config"] | None = None
+    """Training technique: ``default``; ``ema`` (moving average of the weights); ``config``
+    (ConFIG conflict-free gradients across loss terms); ``ema_config`` (both). Default: ``ema``
+    when ``ema`` is set, else ``default``."""
     energy_target: str | None = None
     """The graph scalar that is an extensive energy: per-element reference energies, a per-atom
     scale and shift, a sum over atoms. Default: the first graph scalar when forces or stress are
@@ -102,6 +106,16 @@ class ModelConfig(StrictConfig):
                 f"datamodule.y_stress={dm.y_stress!r} is set but compute_stress is False; stress is "
                 "predicted as the strain derivative of the energy, so set compute_stress=True"
             )
+        if self.training_module in ("default", "config") and self.ema is not None:
+            raise ValueError(
+                f"ema is set but training_module={self.training_module!r} does not use it; "
+                "choose 'ema' or 'ema_config', or drop ema"
+            )
+        if self.resolved_training_module in ("config", "ema_config") and self.trainer.accumulate_grad_batches > 1:
+            raise ValueError(
+                "training_module ConFIG combines per-term gradients each step; "
+                "trainer.accumulate_grad_batches must be 1"
+            )
         if self.trainer.precision in ("64-true", "64") and self.model_dtype != "float64":
             raise ValueError("trainer.precision '64-true' needs model_dtype 'float64'")
         targets = self.target_kinds()
@@ -121,6 +135,13 @@ class ModelConfig(StrictConfig):
                 if key not in atomic_numbers and not (key.isdigit() and 0 < int(key) < 119):
                     raise ValueError(f"energy_references: {key!r} is not an element symbol or atomic number")
         return self
+
+    @property
+    def resolved_training_module(self) -> str:
+        """``training_module`` with its default filled in."""
+        if self.training_module is not None:
+            return self.training_module
+        return "ema" if self.ema is not None else "default"
 
     # ------------------------------------------------------------------ targets
     @property

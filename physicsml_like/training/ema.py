@@ -60,7 +60,6 @@ class EMALightningModule(AtomisticLightningModule):
         self.ema_network.update_parameters(self.network)
         self.ema_state.updates += 1
 
-    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
-        # Lightning calls this once per optimiser step (after gradient accumulation)
-        super().optimizer_step(*args, **kwargs)
+    def after_optimizer_step(self) -> None:
         self.update_ema()
+        super().after_optimizer_step()

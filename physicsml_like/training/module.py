@@ -302,23 +302,36 @@ class AtomisticLightningModule(L.LightningModule):
                 periodic = batch[K.PBC].reshape(-1, 3).all(dim=1)
                 yield target, pred[periodic], batch[K.Y_STRESS].reshape(-1, 3, 3)[periodic].to(dtype), None
 
-    def _loss_and_metrics(self, batch: Batch, values: dict[str, torch.Tensor], offsets: dict[str, torch.Tensor], split: str) -> torch.Tensor:
+    def loss_terms(self, batch: Batch, values: dict[str, torch.Tensor], offsets: dict[str, torch.Tensor], split: str) -> dict[str, torch.Tensor]:
+        """Weighted loss of every target present in the batch (metrics updated and logged)."""
         losses = self.losses
-        total = torch.zeros((), dtype=self.model_dtype, device=batch[K.POSITIONS].device)
+        terms: dict[str, torch.Tensor] = {}
         batch_size = int(batch.num_graphs)
         for target, pred, label, n_atoms in self._pairs(batch, values, offsets):
             if pred.numel() == 0:
                 continue
             spec = losses[target.name]
             if spec.per_atom and n_atoms is not None:
-                term = loss_function(spec.name, spec.config)(pred / n_atoms, label / n_atoms)
+                term = self._target_loss(target, spec, pred / n_atoms, label / n_atoms, values, n_atoms)
             else:
-                term = loss_function(spec.name, spec.config)(pred, label)
-            total = total + spec.weight * term
+                term = self._target_loss(target, spec, pred, label, values, None)
+            terms[target.name] = spec.weight * term
             self.log(f"{split}/{target.name}_loss", term.detach(), on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=split != "train")
             self._update_metrics(split, target.name, pred.detach(), label, batch_size)
             if target.name == self.config.energy_key and n_atoms is not None:
                 self._update_metrics(split, f"{target.name}_per_atom", (pred / n_atoms).detach(), label / n_atoms, batch_size)
+        return terms
+
+    def _target_loss(self, target: _Target, spec: Any, pred: torch.Tensor, label: torch.Tensor,
+                     values: dict[str, torch.Tensor], n_atoms: torch.Tensor | None) -> torch.Tensor:
+        """One target's loss (subclasses with variance heads override this)."""
+        return loss_function(spec.name, spec.config)(pred, label)
+
+    def _loss_and_metrics(self, batch: Batch, values: dict[str, torch.Tensor], offsets: dict[str, torch.Tensor], split: str) -> torch.Tensor:
+        terms = self.loss_terms(batch, values, offsets, split)
+        total = torch.zeros((), dtype=self.model_dtype, device=batch[K.POSITIONS].device)
+        for term in terms.values():
+            total = total + term
         return total
 
     def _update_metrics(self, split: str, name: str, pred: torch.Tensor, label: torch.Tensor, batch_size: int) -> None:
@@ -363,6 +376,15 @@ class AtomisticLightningModule(L.LightningModule):
         i = batch[K.EDGE_INDEX][0]
         out["_edges_per_structure"] = torch.bincount(batch[K.BATCH][i], minlength=int(batch.num_graphs)).cpu()
         return out
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        # Lightning calls this once per optimiser step (after gradient accumulation)
+        super().optimizer_step(*args, **kwargs)
+        self.after_optimizer_step()
+
+    def after_optimizer_step(self) -> None:
+        """Hook run after every optimiser step, in automatic and manual optimisation alike.
+        Techniques extend it cooperatively (call ``super()``)."""
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         norms = grad_norm(self.network, norm_type=2)

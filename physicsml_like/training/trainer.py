@@ -128,6 +128,10 @@ def build_trainer(
     kwargs["inference_mode"] = False
     # our datamodule cuts batches per rank itself (EpochBatchSampler)
     kwargs["use_distributed_sampler"] = False
+    if config.resolved_training_module in ("config", "ema_config"):
+        # manual optimisation: the module clips with these settings itself
+        kwargs.pop("gradient_clip_val", None)
+        kwargs.pop("gradient_clip_algorithm", None)
     all_callbacks: list[Callback] = list(callbacks or [])
     if not for_fitting:
         return L.Trainer(**kwargs, default_root_dir=str(run_dir), logger=False, enable_checkpointing=False, callbacks=all_callbacks)

@@ -34,6 +34,7 @@ from ..data.statistics import DatasetStatistics, with_energy_references
 from ..nn.graph import OutputSpec
 from .ema import EMALightningModule
 from .module import CHECKPOINT_KEY, AtomisticLightningModule, output_spec
+from .techniques import technique_for
 from .trainer import build_trainer, find_last_checkpoint, new_run_dir
 
 __all__ = ["PhysicsMLModel", "load_model"]
@@ -89,15 +90,9 @@ class PhysicsMLModel:
         overrides = {k: v for k, v in sections.items() if v is not None}
         return self.config.updated(overrides) if overrides else self.config
 
-    def _module_class(self, config: ModelConfig) -> tuple[type[AtomisticLightningModule], dict[str, Any]]:
-        """The LightningModule class for the config's training technique, with its arguments."""
-        if config.ema is not None:
-            return EMALightningModule, {"ema": config.ema}
-        return AtomisticLightningModule, {}
-
     def _new_module(self, config: ModelConfig, statistics: DatasetStatistics, mapping: ElementMapping, spec: OutputSpec) -> AtomisticLightningModule:
         network = type(self).build_network(config, spec, statistics)
-        cls, extra = self._module_class(config)
+        cls, extra = technique_for(config)
         module = cls(network, config, statistics, mapping, spec, **extra)
         _log.debug("%s network:\n%s", self.name, network)
         return module

@@ -74,9 +74,14 @@ def _interrupting(stop_after_epochs: int) -> L.Callback:
     return StopAfter()
 
 
-@pytest.mark.parametrize("ema", [None, {"decay": 0.9}])
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path, ethanol: list[ase.Atoms], ema, monkeypatch) -> None:
-    fields = tiny_egnn(tmp_path, epochs=4, ema=ema, dropout=0.1)
+@pytest.mark.parametrize(
+    "technique",
+    [{}, {"ema": {"decay": 0.9}}, {"training_module": "config"}, {"training_module": "ema_config", "ema": {"decay": 0.9}}],
+    ids=["default", "ema", "config", "ema_config"],
+)
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path: Path, ethanol: list[ase.Atoms], technique, monkeypatch) -> None:
+    fields = tiny_egnn(tmp_path, epochs=4, dropout=0.1, **technique)
+    ema = technique.get("ema")
     frames, val = ethanol[:40], ethanol[40:48]
     straight = EGNNModel(fields).train(frames, val)
 
