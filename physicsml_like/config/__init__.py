@@ -7,11 +7,13 @@ from .training import (
     CheckpointConfig,
     EarlyStoppingConfig,
     EMAConfig,
+    FineTuneStage,
     LoggerConfig,
     LossConfig,
     OptimizerConfig,
     SchedulerConfig,
     TrainerConfig,
+    TransferLearningConfig,
 )
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "DataModuleConfig",
     "EMAConfig",
     "EarlyStoppingConfig",
+    "FineTuneStage",
     "LoggerConfig",
     "LossConfig",
     "ModelConfig",
@@ -29,5 +32,6 @@ __all__ = [
     "SplitConfig",
     "StrictConfig",
     "TrainerConfig",
+    "TransferLearningConfig",
     "default_cache_dir",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,6 +17,7 @@ from .training import (
     OptimizerConfig,
     SchedulerConfig,
     TrainerConfig,
+    TransferLearningConfig,
 )
 
 __all__ = ["ModelConfig", "TargetKind"]
@@ -33,6 +34,7 @@ TargetKind = Literal[
 # without slowing the forces (100 did).
 _ENERGY_DEFAULT = {"per_atom": True}
 _KIND_DEFAULT: dict[str, dict[str, float]] = {"stress": {"weight": 10.0}}
+_VARIANCE_KINDS = ("graph_scalar", "node_scalar")
 
 
 class ModelConfig(StrictConfig):
@@ -67,6 +69,10 @@ class ModelConfig(StrictConfig):
     """Training technique: ``default``; ``ema`` (moving average of the weights); ``config``
     (ConFIG conflict-free gradients across loss terms); ``ema_config`` (both). Default: ``ema``
     when ``ema`` is set, else ``default``."""
+    uncertainty: Literal["mean_var"] | None = None
+    """``mean_var``: every scalar target (graph and node scalars) gets a variance head trained with
+    the Gaussian negative log-likelihood; ``predict(..., return_std=True)`` then gives standard
+    deviations and prediction intervals. Forces and stress stay derivatives of the mean energy."""
     energy_target: str | None = None
     """The graph scalar that is an extensive energy: per-element reference energies, a per-atom
     scale and shift, a sum over atoms. Default: the first graph scalar when forces or stress are
@@ -79,6 +85,8 @@ class ModelConfig(StrictConfig):
     """dtype of the network's parameters and computations."""
     seed: int = 0
     """Seeds the network's initialisation and the training run."""
+    transfer_learning: TransferLearningConfig | None = None
+    """Fine-tune a saved model on this model's data (stages, frozen parts, adapters)."""
     energy_references: dict[str, float] | None = None
     """Per-element reference energies (keys: symbols or atomic numbers) instead of the least-squares
     fit on the training data."""
@@ -128,6 +136,17 @@ class ModelConfig(StrictConfig):
         for name, loss in self.losses.items():
             if loss.per_atom and targets[name] != "graph_scalar":
                 raise ValueError(f"losses.{name}.per_atom applies to graph scalars only")
+            has_variance = self.uncertainty == "mean_var" and targets[name] in _VARIANCE_KINDS
+            if loss.name == "gaussian_nll" and not has_variance:
+                raise ValueError(
+                    f"losses.{name}: gaussian_nll needs a variance head: set uncertainty='mean_var' "
+                    "(graph and node scalars only)"
+                )
+            if has_variance and loss.name != "gaussian_nll":
+                raise ValueError(
+                    f"losses.{name}: with uncertainty='mean_var' a scalar target is trained with "
+                    f"gaussian_nll (its variance head would learn nothing from {loss.name!r})"
+                )
         if self.energy_references is not None:
             from ase.data import atomic_numbers
 
@@ -187,6 +206,9 @@ class ModelConfig(StrictConfig):
         """A loss for every target: the configured one, else MSE with the default weight."""
         out = {}
         for name, kind in self.target_kinds().items():
-            default = LossConfig(**(_ENERGY_DEFAULT if name == self.energy_key else _KIND_DEFAULT.get(kind, {})))
+            fields: dict[str, Any] = dict(_ENERGY_DEFAULT if name == self.energy_key else _KIND_DEFAULT.get(kind, {}))
+            if self.uncertainty == "mean_var" and kind in _VARIANCE_KINDS:
+                fields["name"] = "gaussian_nll"
+            default = LossConfig(**fields)
             out[name] = self.losses.get(name) or default
         return out

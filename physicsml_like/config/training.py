@@ -206,3 +206,40 @@ class EMAConfig(StrictConfig):
     """Decay of the average per optimiser step."""
     warmup: bool = True
     """Use ``min(decay, (1 + n) / (10 + n))`` after n updates, so early weights fade quickly."""
+
+
+class FineTuneStage(StrictConfig):
+    """One stage of fine-tuning: which parts are frozen and how this stage trains."""
+
+    freeze: list[str] = Field(default_factory=list)
+    """Sub-modules to freeze in this stage (fnmatch patterns of names, e.g. ``["embedding*", "layers.0*"]``)."""
+    trainer: dict[str, Any] | None = None
+    """Overrides of the ``trainer`` section for this stage (e.g. ``{"max_epochs": 5}``)."""
+    optimizer: dict[str, Any] | None = None
+    """Overrides of the ``optimizer`` section (each stage starts a fresh optimiser)."""
+    scheduler: dict[str, Any] | None = None
+    """Overrides of the ``scheduler`` section."""
+    datamodule: dict[str, Any] | None = None
+    """Overrides of the ``datamodule`` section (e.g. batch sizes)."""
+
+
+class TransferLearningConfig(StrictConfig):
+    """Start from a trained model (a folder written by ``save``) and fine-tune it in stages."""
+
+    pretrained: str
+    """Folder of the trained model."""
+    modules_to_match: dict[str, str] | None = None
+    """New sub-module name -> pretrained sub-module name whose weights it takes (prefixes). By
+    default every parameter takes the pretrained parameter of the same name and shape."""
+    refit_references: bool = False
+    """Refit the per-element reference energies on the new data (a new level of theory); by
+    default the pretrained statistics are kept, so training starts from the old accuracy."""
+    adapter: Literal["ssf", "bottleneck"] | None = None
+    """Parameter-efficient fine-tuning: insert scale-shift (``ssf``) or bottleneck adapters after
+    linear layers and train only them (and any new heads)."""
+    adapter_targets: list[str] | None = None
+    """Layers that get adapters (fnmatch patterns of module names); default every linear layer."""
+    bottleneck: int = Field(8, gt=0)
+    """Width of bottleneck adapters."""
+    stages: list[FineTuneStage] = Field(default_factory=lambda: [FineTuneStage()])
+    """Stages run one after the other in one ``train`` call."""

@@ -78,8 +78,8 @@ class ConFIGLightningModule(AtomisticLightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         optimizer = self.optimizers()
-        values, offsets = self.compute(batch, self.network, create_graph=True)
-        terms = self.loss_terms(batch, values, offsets, "train")
+        predictions = self.compute(batch, self.network, create_graph=True)
+        terms = self.loss_terms(batch, predictions, "train")
         total = sum(terms.values(), torch.zeros((), dtype=self.model_dtype, device=batch.positions.device))
         params = self._trainable_parameters(optimizer)
         per_term = self._term_gradients(terms, params)

@@ -22,6 +22,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.utilities import grad_norm
 from torch import nn
 from torch_geometric.data import Batch
@@ -47,9 +48,11 @@ from ..nn.scatter import scatter_mean, scatter_sum
 from .builder import torch_dtype
 from .losses import loss_function
 
-__all__ = ["AtomisticLightningModule", "output_spec"]
+__all__ = ["AtomisticLightningModule", "Predictions", "output_spec"]
 
 CHECKPOINT_KEY = "physicsml_like"
+VARIANCE_SUFFIX = "__variance"  # predict_step's key for a target's variance
+_MIN_VARIANCE = 1e-8
 _FLOAT_INPUTS = (K.POSITIONS, K.CELL, K.CELL_SHIFT, K.NODE_ATTRS, K.EDGE_ATTRS, K.GRAPH_ATTRS)
 
 
@@ -60,14 +63,16 @@ def output_spec(config: ModelConfig, mapping: ElementMapping, num_graph_attrs: i
     dm = config.datamodule
     kinds = config.target_kinds()
     node_vector_dim = 3 if any(k == "node_vector" for k in kinds.values()) else 0
+    # a mean-variance model asks every scalar head for twice the width: means, then variances
+    heads = 2 if config.uncertainty == "mean_var" else 1
     return OutputSpec(
         num_elements=mapping.size,
         num_node_features=mapping.size + atom_feature_size(dm.atom_features or []),
         num_edge_features=len(BOND_FEATURE_NAMES) if dm.bond_features else 0,
         num_graph_attrs=num_graph_attrs,
-        num_graph_scalars=len(dm.y_graph_scalars or []),
+        num_graph_scalars=heads * len(dm.y_graph_scalars or []),
         graph_vector_dim=3 if dm.y_graph_vector else 0,
-        num_node_scalars=len(dm.y_node_scalars or []),
+        num_node_scalars=heads * len(dm.y_node_scalars or []),
         node_vector_dim=node_vector_dim,
         num_edge_scalars=len(dm.y_edge_scalars or []),
         edge_vector_dim=3 if dm.y_edge_vector else 0,
@@ -83,6 +88,30 @@ class _Target:
     name: str
     kind: str
     column: int | None  # column in a stacked label tensor (graph/node/edge scalars)
+
+
+@dataclass
+class _Pair:
+    target: _Target
+    prediction: torch.Tensor
+    label: torch.Tensor
+    variance: torch.Tensor | None = None
+    n_atoms: torch.Tensor | None = None
+
+
+@dataclass
+class Predictions:
+    """What :meth:`AtomisticLightningModule.compute` returns for a batch.
+
+    values: target name -> prediction in the model dtype (graph scalars without their offset).
+    offsets: graph scalar name -> float64 constant to add (per-element reference energies), so a
+        graph scalar's prediction is ``values + offsets``; kept apart for float32 precision.
+    variances: target name -> predicted variance (mean-variance models), same shape as the value.
+    """
+
+    values: dict[str, torch.Tensor]
+    offsets: dict[str, torch.Tensor]
+    variances: dict[str, torch.Tensor]
 
 
 class AtomisticLightningModule(L.LightningModule):
@@ -203,13 +232,8 @@ class AtomisticLightningModule(L.LightningModule):
         )
         return graph, positions, displacement, strained_cell
 
-    def compute(self, batch: Batch, network: nn.Module | None = None, *, create_graph: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Predictions for a batch.
-
-        Returns ``(values, offsets)``: ``values[name]`` in the model dtype and, for graph scalars,
-        ``offsets[name]`` in float64 (the per-element reference energies); the prediction of a
-        graph scalar is ``values + offsets``.
-        """
+    def compute(self, batch: Batch, network: nn.Module | None = None, *, create_graph: bool = False) -> Predictions:
+        """Predictions for a batch (see :class:`Predictions`)."""
         network = network if network is not None else self.network
         cfg = self.config
         want_forces, want_stress = cfg.compute_forces, cfg.compute_stress
@@ -217,44 +241,56 @@ class AtomisticLightningModule(L.LightningModule):
         raw = network(graph)
         n_graphs = graph.num_graphs
         n_atoms = torch.bincount(graph.batch, minlength=n_graphs).to(self.model_dtype)
-        values: dict[str, torch.Tensor] = {}
-        offsets: dict[str, torch.Tensor] = {}
+        out = Predictions({}, {}, {})
         dm = cfg.datamodule
+        mean_var = cfg.uncertainty == "mean_var"
         energy_value = None
         if dm.y_graph_scalars:
+            k = len(dm.y_graph_scalars)
             per_atom = raw.get(OUT_PER_ATOM_GRAPH_SCALARS)
             if per_atom is not None:
                 pooling = getattr(network, "graph_scalar_pooling", "sum")
                 summed = scatter_sum(per_atom, graph.batch, n_graphs)
-                pooled_other = summed if pooling == "sum" else scatter_mean(per_atom, graph.batch, n_graphs)
+                pooled = summed if pooling == "sum" else scatter_mean(per_atom, graph.batch, n_graphs)
+                # a variance head gives per-atom variances: they add up over the atoms
+                var_summed = scatter_sum(F.softplus(per_atom[:, k:]), graph.batch, n_graphs) if mean_var else None
             elif OUT_GRAPH_SCALARS in raw:
-                summed = pooled_other = raw[OUT_GRAPH_SCALARS]
+                summed = pooled = raw[OUT_GRAPH_SCALARS]
+                var_summed = F.softplus(summed[:, k:]) if mean_var else None
             else:
                 raise ValueError(f"{type(network).__name__} returned no {OUT_GRAPH_SCALARS!r} for y_graph_scalars")
             for column, name in enumerate(dm.y_graph_scalars):
                 if name == cfg.energy_key:
                     value = self.energy_scale * summed[:, column] + self.energy_shift * n_atoms
-                    offsets[name] = scatter_sum(self.element_energy.to(torch.float64)[graph.species], graph.batch, n_graphs)
+                    out.offsets[name] = scatter_sum(self.element_energy.to(torch.float64)[graph.species], graph.batch, n_graphs)
                     energy_value = value
+                    scale = self.energy_scale
                 else:
                     mean = self.graph_scalar_mean[column].to(self.model_dtype)
                     std = self.graph_scalar_std[column].to(self.model_dtype)
-                    value = mean + std * pooled_other[:, column]
-                    offsets[name] = torch.zeros(n_graphs, dtype=torch.float64, device=value.device)
-                values[name] = value
+                    value = mean + std * pooled[:, column]
+                    out.offsets[name] = torch.zeros(n_graphs, dtype=torch.float64, device=value.device)
+                    scale = std
+                out.values[name] = value
+                if var_summed is not None:
+                    out.variances[name] = var_summed[:, column] * scale**2 + _MIN_VARIANCE
         if dm.y_node_scalars:
-            out = self._require(raw, OUT_NODE_SCALARS, network)
-            values.update({name: self.node_scalar_mean[k].to(self.model_dtype) + self.node_scalar_std[k].to(self.model_dtype) * out[:, k]
-                           for k, name in enumerate(dm.y_node_scalars)})
+            k = len(dm.y_node_scalars)
+            node = self._require(raw, OUT_NODE_SCALARS, network)
+            for column, name in enumerate(dm.y_node_scalars):
+                std = self.node_scalar_std[column].to(self.model_dtype)
+                out.values[name] = self.node_scalar_mean[column].to(self.model_dtype) + std * node[:, column]
+                if mean_var:
+                    out.variances[name] = F.softplus(node[:, k + column]) * std**2 + _MIN_VARIANCE
         if dm.y_graph_vector:
-            values[dm.y_graph_vector] = self.graph_vector_scale * self._require(raw, OUT_GRAPH_VECTOR, network)
+            out.values[dm.y_graph_vector] = self.graph_vector_scale * self._require(raw, OUT_GRAPH_VECTOR, network)
         if dm.y_node_vector and not want_forces:
-            values[dm.y_node_vector] = self.node_vector_scale * self._require(raw, OUT_NODE_VECTOR, network)
+            out.values[dm.y_node_vector] = self.node_vector_scale * self._require(raw, OUT_NODE_VECTOR, network)
         if dm.y_edge_scalars:
-            out = self._require(raw, OUT_EDGE_SCALARS, network)
-            values.update({name: out[:, k] for k, name in enumerate(dm.y_edge_scalars)})
+            edge = self._require(raw, OUT_EDGE_SCALARS, network)
+            out.values.update({name: edge[:, k] for k, name in enumerate(dm.y_edge_scalars)})
         if dm.y_edge_vector:
-            values[dm.y_edge_vector] = self._require(raw, OUT_EDGE_VECTOR, network)
+            out.values[dm.y_edge_vector] = self._require(raw, OUT_EDGE_VECTOR, network)
         if want_forces or want_stress:
             assert energy_value is not None
             inputs = [positions] + ([displacement] if displacement is not None else [])
@@ -262,14 +298,14 @@ class AtomisticLightningModule(L.LightningModule):
                 energy_value.sum(), inputs, create_graph=create_graph, allow_unused=True
             )
             if want_forces:
-                values[cfg.forces_key] = -grads[0] if grads[0] is not None else torch.zeros_like(positions)
+                out.values[cfg.forces_key] = -grads[0] if grads[0] is not None else torch.zeros_like(positions)
             if want_stress:
                 virial = grads[-1] if grads[-1] is not None else torch.zeros_like(cell)
                 volume = torch.linalg.det(cell).abs()
                 periodic = batch[K.PBC].reshape(-1, 3).all(dim=1) & (volume > 1e-12)
                 safe_volume = torch.where(periodic, volume, torch.ones_like(volume))
-                values[cfg.stress_key] = torch.where(periodic[:, None, None], virial / safe_volume[:, None, None], torch.zeros_like(virial))
-        return values, offsets
+                out.values[cfg.stress_key] = torch.where(periodic[:, None, None], virial / safe_volume[:, None, None], torch.zeros_like(virial))
+        return out
 
     @staticmethod
     def _require(raw: dict[str, torch.Tensor], key: str, network: nn.Module) -> torch.Tensor:
@@ -278,57 +314,59 @@ class AtomisticLightningModule(L.LightningModule):
         return raw[key]
 
     # ------------------------------------------------------------------ losses and metrics
-    def _pairs(self, batch: Batch, values: dict[str, torch.Tensor], offsets: dict[str, torch.Tensor]) -> Iterator[tuple[_Target, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-        """(target, prediction, label, n_atoms or None) in the model dtype, masked where needed."""
+    def _pairs(self, batch: Batch, predictions: Predictions) -> Iterator[_Pair]:
+        """Prediction, label (and variance) of every target, in the model dtype, masked where needed."""
         dtype = self.model_dtype
         n_atoms = torch.bincount(batch[K.BATCH], minlength=int(batch.num_graphs)).to(dtype)
+        values, offsets = predictions.values, predictions.offsets
         for target in self._targets:
             pred = values[target.name]
+            variance = predictions.variances.get(target.name)
             if target.kind == "graph_scalar":
                 label = (batch[K.Y_GRAPH_SCALARS][:, target.column] - offsets[target.name]).to(dtype)
-                yield target, pred, label, n_atoms
+                yield _Pair(target, pred, label, variance, n_atoms)
             elif target.kind == "graph_vector":
-                yield target, pred, batch[K.Y_GRAPH_VECTOR].to(dtype), None
+                yield _Pair(target, pred, batch[K.Y_GRAPH_VECTOR].to(dtype))
             elif target.kind == "node_scalar":
-                yield target, pred, batch[K.Y_NODE_SCALARS][:, target.column].to(dtype), None
+                yield _Pair(target, pred, batch[K.Y_NODE_SCALARS][:, target.column].to(dtype), variance)
             elif target.kind in ("node_vector", "forces"):
-                yield target, pred, batch[K.Y_NODE_VECTOR].to(dtype), None
+                yield _Pair(target, pred, batch[K.Y_NODE_VECTOR].to(dtype))
             elif target.kind in ("edge_scalar", "edge_vector"):
                 mask = batch[K.EDGE_LABEL_MASK]
                 key = K.Y_EDGE_SCALARS if target.kind == "edge_scalar" else K.Y_EDGE_VECTOR
                 label = batch[key][:, target.column] if target.column is not None else batch[key]
-                yield target, pred[mask], label[mask].to(dtype), None
+                yield _Pair(target, pred[mask], label[mask].to(dtype))
             elif target.kind == "stress":
                 periodic = batch[K.PBC].reshape(-1, 3).all(dim=1)
-                yield target, pred[periodic], batch[K.Y_STRESS].reshape(-1, 3, 3)[periodic].to(dtype), None
+                yield _Pair(target, pred[periodic], batch[K.Y_STRESS].reshape(-1, 3, 3)[periodic].to(dtype))
 
-    def loss_terms(self, batch: Batch, values: dict[str, torch.Tensor], offsets: dict[str, torch.Tensor], split: str) -> dict[str, torch.Tensor]:
+    def loss_terms(self, batch: Batch, predictions: Predictions, split: str) -> dict[str, torch.Tensor]:
         """Weighted loss of every target present in the batch (metrics updated and logged)."""
         losses = self.losses
         terms: dict[str, torch.Tensor] = {}
         batch_size = int(batch.num_graphs)
-        for target, pred, label, n_atoms in self._pairs(batch, values, offsets):
-            if pred.numel() == 0:
+        for pair in self._pairs(batch, predictions):
+            if pair.prediction.numel() == 0:
                 continue
-            spec = losses[target.name]
-            if spec.per_atom and n_atoms is not None:
-                term = self._target_loss(target, spec, pred / n_atoms, label / n_atoms, values, n_atoms)
+            name = pair.target.name
+            spec = losses[name]
+            pred, label, variance = pair.prediction, pair.label, pair.variance
+            if spec.per_atom and pair.n_atoms is not None:
+                pred, label = pred / pair.n_atoms, label / pair.n_atoms
+                variance = variance / pair.n_atoms**2 if variance is not None else None
+            if spec.name == "gaussian_nll":
+                term = F.gaussian_nll_loss(pred, label, variance, full=True, eps=_MIN_VARIANCE)
             else:
-                term = self._target_loss(target, spec, pred, label, values, None)
-            terms[target.name] = spec.weight * term
-            self.log(f"{split}/{target.name}_loss", term.detach(), on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=split != "train")
-            self._update_metrics(split, target.name, pred.detach(), label, batch_size)
-            if target.name == self.config.energy_key and n_atoms is not None:
-                self._update_metrics(split, f"{target.name}_per_atom", (pred / n_atoms).detach(), label / n_atoms, batch_size)
+                term = loss_function(spec.name, spec.config)(pred, label)
+            terms[name] = spec.weight * term
+            self.log(f"{split}/{name}_loss", term.detach(), on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=split != "train")
+            self._update_metrics(split, name, pair.prediction.detach(), pair.label, batch_size)
+            if name == self.config.energy_key and pair.n_atoms is not None:
+                self._update_metrics(split, f"{name}_per_atom", (pair.prediction / pair.n_atoms).detach(), pair.label / pair.n_atoms, batch_size)
         return terms
 
-    def _target_loss(self, target: _Target, spec: Any, pred: torch.Tensor, label: torch.Tensor,
-                     values: dict[str, torch.Tensor], n_atoms: torch.Tensor | None) -> torch.Tensor:
-        """One target's loss (subclasses with variance heads override this)."""
-        return loss_function(spec.name, spec.config)(pred, label)
-
-    def _loss_and_metrics(self, batch: Batch, values: dict[str, torch.Tensor], offsets: dict[str, torch.Tensor], split: str) -> torch.Tensor:
-        terms = self.loss_terms(batch, values, offsets, split)
+    def _loss_and_metrics(self, batch: Batch, predictions: Predictions, split: str) -> torch.Tensor:
+        terms = self.loss_terms(batch, predictions, split)
         total = torch.zeros((), dtype=self.model_dtype, device=batch[K.POSITIONS].device)
         for term in terms.values():
             total = total + term
@@ -342,8 +380,8 @@ class AtomisticLightningModule(L.LightningModule):
 
     # ------------------------------------------------------------------ Lightning steps
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        values, offsets = self.compute(batch, self.network, create_graph=True)
-        loss = self._loss_and_metrics(batch, values, offsets, "train")
+        predictions = self.compute(batch, self.network, create_graph=True)
+        loss = self._loss_and_metrics(batch, predictions, "train")
         batch_size = int(batch.num_graphs)
         self.log("train/loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
         self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, batch_size=batch_size)
@@ -351,8 +389,8 @@ class AtomisticLightningModule(L.LightningModule):
 
     def _evaluation_step(self, batch: Batch, split: str) -> torch.Tensor:
         with torch.enable_grad():  # forces and stress are derivatives even when evaluating
-            values, offsets = self.compute(batch, self.inference_network())
-        loss = self._loss_and_metrics(batch, values, offsets, split)
+            predictions = self.compute(batch, self.inference_network())
+        loss = self._loss_and_metrics(batch, predictions, split)
         self.log(f"{split}/loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=int(batch.num_graphs), sync_dist=True)
         return loss
 
@@ -365,13 +403,15 @@ class AtomisticLightningModule(L.LightningModule):
     def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         """Detached predictions of one batch: graph-level ``[B, ...]``, node-level ``[N, ...]``."""
         with torch.enable_grad():
-            values, offsets = self.compute(batch, self.inference_network())
+            predictions = self.compute(batch, self.inference_network())
         out: dict[str, Any] = {}
-        for name, value in values.items():
+        for name, value in predictions.values.items():
             value = value.detach()
-            if name in offsets:
-                value = value.to(torch.float64) + offsets[name]
+            if name in predictions.offsets:
+                value = value.to(torch.float64) + predictions.offsets[name]
             out[name] = value.cpu()
+        for name, variance in predictions.variances.items():
+            out[f"{name}{VARIANCE_SUFFIX}"] = variance.detach().cpu()
         out["_atoms_per_structure"] = torch.bincount(batch[K.BATCH], minlength=int(batch.num_graphs)).cpu()
         i = batch[K.EDGE_INDEX][0]
         out["_edges_per_structure"] = torch.bincount(batch[K.BATCH][i], minlength=int(batch.num_graphs)).cpu()

@@ -33,7 +33,7 @@ from ..data.graphs import ElementMapping
 from ..data.statistics import DatasetStatistics, with_energy_references
 from ..nn.graph import OutputSpec
 from .ema import EMALightningModule
-from .module import CHECKPOINT_KEY, AtomisticLightningModule, output_spec
+from .module import CHECKPOINT_KEY, VARIANCE_SUFFIX, AtomisticLightningModule, output_spec
 from .techniques import technique_for
 from .trainer import build_trainer, find_last_checkpoint, new_run_dir
 
@@ -92,6 +92,11 @@ class PhysicsMLModel:
 
     def _new_module(self, config: ModelConfig, statistics: DatasetStatistics, mapping: ElementMapping, spec: OutputSpec) -> AtomisticLightningModule:
         network = type(self).build_network(config, spec, statistics)
+        tl = config.transfer_learning
+        if tl is not None and tl.adapter is not None:
+            from ..variants.adapters import insert_adapters
+
+            insert_adapters(network, tl.adapter, tl.adapter_targets, tl.bottleneck)
         cls, extra = technique_for(config)
         module = cls(network, config, statistics, mapping, spec, **extra)
         _log.debug("%s network:\n%s", self.name, network)
@@ -154,6 +159,8 @@ class PhysicsMLModel:
         )
         resume = self._resolve_checkpoint(ckpt_path, config)
         L.seed_everything(config.seed, verbose=False)
+        if config.transfer_learning is not None and self.module is None and resume is None:
+            return self._fine_tune(config, train_data, validation_data)
         meta = _checkpoint_metadata(resume) if resume is not None and self.module is None else None
         if meta is not None:
             self.module = self._module_from_description(meta, config)
@@ -161,15 +168,67 @@ class PhysicsMLModel:
         dm.prepare_data()
         dm.setup("fit")
         self._ensure_module(config, dm)
+        self._fit(config, dm, validation_data is not None, resume)
+        return self
+
+    def _fit(self, config: ModelConfig, dm: GraphDataModule, has_validation: bool, resume: Path | None = None) -> None:
+        """One Lightning fit of the current module on a prepared datamodule."""
         assert self.module is not None
-        self.module.has_validation = validation_data is not None
+        self.module.config = config
+        self.module.has_validation = has_validation
         if resume is not None and resume.parent.name == "checkpoints":
             run_dir = resume.parent.parent
         else:
             run_dir = new_run_dir(config.trainer.default_root_dir, self.name)
-        trainer = build_trainer(config, run_dir, has_validation=validation_data is not None)
+        trainer = build_trainer(config, run_dir, has_validation=has_validation)
         trainer.fit(self.module, datamodule=dm, ckpt_path=str(resume) if resume else None)
         self.trainer, self.run_dir = trainer, run_dir
+
+    def _fine_tune(self, config: ModelConfig, train_data: Any, validation_data: Any) -> Self:
+        """Start from ``config.transfer_learning.pretrained`` and train its stages in turn."""
+        from ..variants.finetune import copy_matching_weights, refit_references, set_trainable
+
+        tl = config.transfer_learning
+        assert tl is not None
+        pretrained = load_model(tl.pretrained)
+        source = pretrained._require_module()
+        mapping = source.element_mapping
+        dm = GraphDataModule(
+            config.datamodule,
+            train_data=train_data,
+            validation_data=validation_data,
+            element_mapping=mapping,
+            statistics=None if tl.refit_references else source.statistics,
+            energy_key=config.energy_key,
+            forces_key=config.datamodule.y_node_vector if config.compute_forces else None,
+        )
+        dm.prepare_data()
+        dm.setup("fit")
+        statistics = refit_references(source.statistics, dm.statistics) if tl.refit_references else source.statistics
+        arrays = dm.split_arrays("train")
+        n_attrs = int(np.asarray(arrays[K.GRAPH_ATTRS]).shape[1]) if K.GRAPH_ATTRS in arrays else 0
+        self.module = self._new_module(config, statistics, mapping, output_spec(config, mapping, n_attrs))
+        network = self.module.network
+        loaded, kept = copy_matching_weights(network, source.inference_network(), tl.modules_to_match)
+        _log.info("fine-tuning from %s: %d tensors loaded, %d new", tl.pretrained, len(loaded), len(kept))
+        if isinstance(self.module, EMALightningModule):
+            self.module.ema_network.module.load_state_dict(network.state_dict())
+        # with adapters, the pretrained weights stay fixed: only adapters and new heads train
+        base = {name for name, _ in network.named_parameters() if name in loaded} if tl.adapter else set()
+        for stage in tl.stages:
+            stage_config = config.updated(
+                {k: v for k, v in {"trainer": stage.trainer, "optimizer": stage.optimizer,
+                                    "scheduler": stage.scheduler, "datamodule": stage.datamodule}.items() if v}
+            )
+            frozen = set_trainable(network, frozen_patterns=stage.freeze, frozen_names=base)
+            if len(frozen) == len(list(network.parameters())):
+                raise ConfigError("transfer_learning: a stage freezes every parameter; nothing would train")
+            stage_dm = dm if not stage.datamodule else self._datamodule(stage_config, train_data=train_data, validation_data=validation_data)
+            if stage_dm is not dm:
+                stage_dm.prepare_data()
+                stage_dm.setup("fit")
+            self._fit(stage_config, stage_dm, validation_data is not None)
+        set_trainable(network, frozen_patterns=[], frozen_names=base)
         return self
 
     def _ensure_module(self, config: ModelConfig, dm: GraphDataModule) -> None:
@@ -220,6 +279,8 @@ class PhysicsMLModel:
         self,
         data: Any,
         *,
+        return_std: bool = False,
+        confidence: float | None = None,
         as_dataframe: bool = False,
         datamodule_config: dict[str, Any] | None = None,
         trainer_config: dict[str, Any] | None = None,
@@ -229,8 +290,17 @@ class PhysicsMLModel:
         Returns a dict keyed by target name: graph-level values as arrays ``[n_structures, ...]``,
         node-level values as a list with one array per structure (edge-level likewise). With
         ``as_dataframe=True``, a pandas DataFrame with one row per structure.
+
+        A model trained with ``uncertainty="mean_var"`` also gives ``<name>_std`` for its scalar
+        targets with ``return_std=True``, and ``<name>_lower`` / ``<name>_upper`` bounds of the
+        central prediction interval at ``confidence`` (e.g. 0.95) under the Gaussian it predicts.
         """
         module = self._require_module()
+        if (return_std or confidence is not None) and module.config.uncertainty is None:
+            raise ConfigError(
+                "return_std / confidence need a model with uncertainty: train with "
+                "uncertainty='mean_var', or use an EnsembleModel"
+            )
         config = self._call_config(
             trainer={"devices": 1, "strategy": "auto", "num_nodes": 1, "enable_progress_bar": False, **(trainer_config or {})},
             datamodule=datamodule_config,
@@ -240,9 +310,13 @@ class PhysicsMLModel:
         dm.setup("predict")
         trainer = build_trainer(config, Path(config.trainer.default_root_dir), has_validation=False, for_fitting=False)
         batches = trainer.predict(module, dataloaders=dm.predict_dataloader())
-        result = _assemble(batches, self.prediction_kinds())  # type: ignore[arg-type]
+        kinds = self.prediction_kinds()
+        result = _assemble(batches, kinds)  # type: ignore[arg-type]
+        variances = _assemble(batches, kinds, suffix=VARIANCE_SUFFIX)  # type: ignore[arg-type]
+        if return_std or confidence is not None:
+            add_uncertainty(result, {k: _sqrt(v) for k, v in variances.items()}, confidence)
         if as_dataframe:
-            return _to_dataframe(result, self.prediction_kinds())
+            return _to_dataframe(result, kinds)
         return result
 
     def test(self, data: Any, *, trainer_config: dict[str, Any] | None = None) -> dict[str, float]:
@@ -301,14 +375,18 @@ class PhysicsMLModel:
         return load_model(path)
 
 
-def load_model(path: str | Path) -> PhysicsMLModel:
-    """Rebuild a saved model: the family from ``config.json``, weights from safetensors (no
-    pickled code runs). It predicts exactly as the saved one did."""
+def load_model(path: str | Path) -> Any:
+    """Rebuild a saved model (or ensemble): the family from ``config.json``, weights from
+    safetensors (no pickled code runs). It predicts exactly as the saved one did."""
     from safetensors.torch import load_file
 
     from .registry import get_model_class
 
     path = Path(path)
+    if (path / "ensemble.json").exists():
+        from ..variants.ensemble import EnsembleModel
+
+        return EnsembleModel.load(path)
     if not (path / _CONFIG).exists():
         raise FileNotFoundError(f"no saved model in {path} (missing {_CONFIG})")
     spec = json.loads((path / _CONFIG).read_text())
@@ -338,14 +416,16 @@ def _split(values: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
     return np.split(values, np.cumsum(counts)[:-1]) if len(counts) else []
 
 
-def _assemble(batches: list[dict[str, Any]], kinds: dict[str, str]) -> dict[str, Any]:
+def _assemble(batches: list[dict[str, Any]], kinds: dict[str, str], suffix: str = "") -> dict[str, Any]:
+    """Concatenate per-batch outputs; node- and edge-level ones split into one array per structure."""
     atoms = np.concatenate([b["_atoms_per_structure"].numpy() for b in batches])
     edges = np.concatenate([b["_edges_per_structure"].numpy() for b in batches])
     out: dict[str, Any] = {}
     for name, kind in kinds.items():
-        if name not in batches[0]:
+        key = name + suffix
+        if key not in batches[0]:
             continue
-        values = np.concatenate([b[name].numpy() for b in batches])
+        values = np.concatenate([b[key].numpy() for b in batches])
         if kind in ("node_scalar", "node_vector", "forces"):
             out[name] = _split(values, atoms)
         elif kind in ("edge_scalar", "edge_vector"):
@@ -355,13 +435,34 @@ def _assemble(batches: list[dict[str, Any]], kinds: dict[str, str]) -> dict[str,
     return out
 
 
+def _sqrt(values: Any) -> Any:
+    return [np.sqrt(v) for v in values] if isinstance(values, list) else np.sqrt(values)
+
+
+def add_uncertainty(result: dict[str, Any], stds: dict[str, Any], confidence: float | None) -> None:
+    """Add ``<name>_std`` and, with ``confidence``, Gaussian ``<name>_lower``/``_upper`` bounds."""
+    from statistics import NormalDist
+
+    if confidence is not None and not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2) if confidence is not None else None
+    for name, std in stds.items():
+        result[f"{name}_std"] = std
+        if z is not None:
+            mean = result[name]
+            if isinstance(mean, list):
+                result[f"{name}_lower"] = [m - z * s for m, s in zip(mean, std, strict=True)]
+                result[f"{name}_upper"] = [m + z * s for m, s in zip(mean, std, strict=True)]
+            else:
+                result[f"{name}_lower"] = mean - z * std
+                result[f"{name}_upper"] = mean + z * std
+
+
 def _to_dataframe(result: dict[str, Any], kinds: dict[str, str]) -> Any:
+    """One row per structure; vectors and per-atom values as arrays in their cells."""
     import pandas as pd
 
     columns: dict[str, Any] = {}
     for name, values in result.items():
-        if kinds.get(name) == "graph_scalar":
-            columns[name] = values
-        else:
-            columns[name] = list(values)
+        columns[name] = values if isinstance(values, np.ndarray) and values.ndim == 1 else list(values)
     return pd.DataFrame(columns)

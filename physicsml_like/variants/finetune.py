@@ -1,0 +1,73 @@
+"""Fine-tuning helpers: take pretrained weights by (mapped) name, freeze sub-modules by pattern."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from ..data.statistics import DatasetStatistics
+
+__all__ = ["copy_matching_weights", "refit_references", "set_trainable"]
+
+
+def _source_name(name: str, modules_to_match: dict[str, str] | None) -> str:
+    for new_prefix, old_prefix in (modules_to_match or {}).items():
+        if name == new_prefix or name.startswith(new_prefix + "."):
+            return old_prefix + name[len(new_prefix) :]
+    return name
+
+
+def copy_matching_weights(
+    network: nn.Module, pretrained: nn.Module, modules_to_match: dict[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Copy every pretrained parameter/buffer whose (mapped) name and shape match.
+
+    Returns ``(loaded, kept)``: names taken from the pretrained network, and names left as
+    initialised (new heads, adapters, changed shapes). Raises when nothing matches, which means
+    the two networks have nothing in common (a wrong model or a wrong mapping).
+    """
+    source = pretrained.state_dict()
+    target = network.state_dict()
+    loaded, kept = [], []
+    with torch.no_grad():
+        for name, tensor in target.items():
+            origin = source.get(_source_name(name, modules_to_match))
+            if origin is not None and origin.shape == tensor.shape:
+                tensor.copy_(origin.to(dtype=tensor.dtype, device=tensor.device))
+                loaded.append(name)
+            else:
+                kept.append(name)
+    if not loaded:
+        raise ValueError(
+            "no pretrained weight matches the new network by name and shape; check the model "
+            "family and transfer_learning.modules_to_match"
+        )
+    return loaded, kept
+
+
+def set_trainable(network: nn.Module, *, frozen_patterns: list[str], frozen_names: set[str] | None = None) -> list[str]:
+    """Freeze parameters whose name (or a parent module's name) matches a pattern, or is listed
+    in ``frozen_names``; unfreeze the rest. Returns the frozen names."""
+    frozen = []
+    for name, parameter in network.named_parameters():
+        parts = name.split(".")
+        prefixes = [".".join(parts[:k]) for k in range(1, len(parts) + 1)]
+        hit = any(fnmatch.fnmatch(p, pattern) for p in prefixes for pattern in frozen_patterns)
+        hit = hit or (frozen_names is not None and name in frozen_names)
+        parameter.requires_grad_(not hit)
+        if hit:
+            frozen.append(name)
+    return frozen
+
+
+def refit_references(pretrained: DatasetStatistics, new: DatasetStatistics) -> DatasetStatistics:
+    """The pretrained statistics with the new data's reference energies and per-atom shift
+    (the network's scale is kept, so its outputs keep their meaning)."""
+    return replace(
+        pretrained,
+        element_reference={**pretrained.element_reference, **new.element_reference},
+        per_atom_energy_mean=new.per_atom_energy_mean,
+    )
