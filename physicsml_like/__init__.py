@@ -10,6 +10,7 @@ except PackageNotFoundError:  # running from a source tree without an install
 from .config import ConfigError, DataModuleConfig  # noqa: E402
 from .data import GraphDataModule  # noqa: E402
 from .errors import DataError  # noqa: E402
+from .variants import EnsembleModel  # noqa: E402
 from .models import EGNNModel, EGNNModelConfig  # noqa: E402
 from .training import (  # noqa: E402
     PhysicsMLModel,
@@ -26,6 +27,7 @@ __all__ = [
     "DataModuleConfig",
     "EGNNModel",
     "EGNNModelConfig",
+    "EnsembleModel",
     "GraphDataModule",
     "PhysicsMLModel",
     "__version__",

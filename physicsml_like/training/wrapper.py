@@ -329,6 +329,13 @@ class PhysicsMLModel:
         (metrics,) = trainer.test(module, dataloaders=dm.test_dataloader(), verbose=False)
         return {k: float(v) for k, v in metrics.items()}
 
+    def to_ase_calculator(self, *, device: str = "cpu", dtype: str | None = None) -> Any:
+        """An ASE calculator (energy, forces, stress, other targets) for molecular dynamics and
+        relaxations; ``dtype="float64"`` runs a float32-trained model in double precision."""
+        from ..calculators import PhysicsMLCalculator
+
+        return PhysicsMLCalculator(self, device=device, dtype=dtype)
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write the model to a folder: ``config.json``, ``weights.safetensors`` (inference

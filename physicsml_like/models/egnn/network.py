@@ -151,6 +151,12 @@ class EGNN(AtomisticNetwork):
         self.edge_weight_head = MLP([c, c, 1], act) if spec.node_vector_dim or spec.graph_vector_dim else None
         self.edge_scalar_head = MLP([c, c, spec.num_edge_scalars], act, config.dropout) if spec.num_edge_scalars else None
         self.edge_vector_head = MLP([c, c, 1], act) if spec.edge_vector_dim else None
+        # an untrained model should predict the training mean (reference energies and shift),
+        # not a random offset: the energy head starts at zero
+        for head in (self.per_atom_head, self.pooled_head):
+            if head is not None:
+                nn.init.zeros_(head[-1].weight)
+                nn.init.zeros_(head[-1].bias)
 
     def reset_parameters(self) -> None:
         for module in self.modules():
