@@ -2,5 +2,6 @@
 
 from .ani import ANIModel, ANIModelConfig
 from .egnn import EGNNModel, EGNNModelConfig
+from .tensornet import TensorNetModel, TensorNetModelConfig
 
-__all__ = ["ANIModel", "ANIModelConfig", "EGNNModel", "EGNNModelConfig"]
+__all__ = ["ANIModel", "ANIModelConfig", "EGNNModel", "EGNNModelConfig", "TensorNetModel", "TensorNetModelConfig"]
