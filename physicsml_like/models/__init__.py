@@ -2,6 +2,16 @@
 
 from .ani import ANIModel, ANIModelConfig
 from .egnn import EGNNModel, EGNNModelConfig
+from .painn import PaiNNModel, PaiNNModelConfig
 from .tensornet import TensorNetModel, TensorNetModelConfig
 
-__all__ = ["ANIModel", "ANIModelConfig", "EGNNModel", "EGNNModelConfig", "TensorNetModel", "TensorNetModelConfig"]
+__all__ = [
+    "ANIModel",
+    "ANIModelConfig",
+    "EGNNModel",
+    "EGNNModelConfig",
+    "PaiNNModel",
+    "PaiNNModelConfig",
+    "TensorNetModel",
+    "TensorNetModelConfig",
+]
