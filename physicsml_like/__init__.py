@@ -10,7 +10,16 @@ except PackageNotFoundError:  # running from a source tree without an install
 from .config import ConfigError, DataModuleConfig  # noqa: E402
 from .data import GraphDataModule  # noqa: E402
 from .errors import DataError  # noqa: E402
-from .models import EGNNModel, EGNNModelConfig  # noqa: E402
+from .models import (  # noqa: E402
+    ANIModel,
+    ANIModelConfig,
+    EGNNModel,
+    EGNNModelConfig,
+    PaiNNModel,
+    PaiNNModelConfig,
+    TensorNetModel,
+    TensorNetModelConfig,
+)
 from .training import (  # noqa: E402
     PhysicsMLModel,
     available_models,
@@ -21,13 +30,19 @@ from .training import (  # noqa: E402
 )
 
 __all__ = [
+    "ANIModel",
+    "ANIModelConfig",
     "ConfigError",
     "DataError",
     "DataModuleConfig",
     "EGNNModel",
     "EGNNModelConfig",
     "GraphDataModule",
+    "PaiNNModel",
+    "PaiNNModelConfig",
     "PhysicsMLModel",
+    "TensorNetModel",
+    "TensorNetModelConfig",
     "__version__",
     "available_models",
     "load_from_dict",
