@@ -56,6 +56,16 @@ def test_periodic_consistency_and_stress(periodic_model) -> None:
     check_periodic_consistency(periodic_model)
 
 
+def test_partially_periodic_slab(periodic_model, cu_slab) -> None:
+    """A slab (periodic in x and y only): symmetries hold and a lattice shift changes nothing."""
+    slab = cu_slab[0]
+    check_symmetries(periodic_model, slab)
+    shifted = slab.copy()
+    shifted.positions[3] += slab.cell[0] - slab.cell[1]
+    energies = periodic_model.predict([slab, shifted])["energy"]
+    assert abs(energies[0] - energies[1]) < 1e-9
+
+
 def test_forces_are_gradients(molecule_model, periodic_model, ethanol, cu_frames) -> None:
     check_forces_are_gradients(molecule_model, ethanol[3])
     check_forces_are_gradients(periodic_model, cu_frames[3])
@@ -127,6 +137,17 @@ def test_changing_the_preset_takes_its_cutoff_and_elements() -> None:
     own = ANIModel(datamodule={**MOLECULE_TARGETS, "cut_off": 4.5}, preset=None, aev={"num_angle_sections": 4})
     assert own.config.datamodule.elements is None
     assert own.config.datamodule.cut_off == 4.5
+
+
+def test_own_elements_aev_and_sizes(ethanol, tmp_path: Path) -> None:
+    model = ANIModel(datamodule={**MOLECULE_TARGETS, "elements": ["H", "C", "O"], "cut_off": 4.6},
+                     compute_forces=True, preset=None, aev={"num_radial_shifts": 8, "num_angle_sections": 4},
+                     hidden_sizes={"H": [8], "C": [16, 8], "O": [12]}, trainer={"default_root_dir": str(tmp_path)})
+    network = model.initialise(ethanol[:4]).module.network
+    assert network.aev.length == 3 * 8 + 6 * (4 * 4)
+    assert [len(net) for net in network.elements.networks] == [3, 5, 3]
+    assert network.elements.networks[1][0].out_features == 16
+    assert network.aev.radial_cutoff == 4.6
 
 
 def test_per_element_sizes_need_their_elements() -> None:
