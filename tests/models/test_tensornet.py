@@ -119,3 +119,18 @@ def test_tensornet_learns_ethanol_forces(tmp_path: Path, ethanol) -> None:
     metrics = check_learns(make, ethanol[:200], ethanol[500:600], max_fraction_of_zero_force=0.4)
     assert metrics["val/forces_mae"].iloc[-1] < metrics["val/forces_mae"].iloc[0]
     assert metrics["val/energy_per_atom_mae"].iloc[-1] < 0.03
+
+
+@pytest.mark.slow
+def test_tensornet_learns_periodic_copper_forces_and_stress(tmp_path: Path, cu_frames) -> None:
+    """6 epochs on 100 EMT copper cells: validation force MAE 0.073 eV/Å (zero-force
+    baseline 0.74) and stress MAE 0.006 eV/Å³ when calibrated; thresholds leave room for seeds."""
+
+    def make() -> TensorNetModel:
+        return TensorNetModel(datamodule={**PERIODIC_TARGETS, "cut_off": 4.0, "train": {"batch_size": 8}},
+                              compute_forces=True, compute_stress=True, num_features=16, num_radial=16,
+                              optimizer={"name": "Adam", "config": {"lr": 5e-3}},
+                              trainer={"max_epochs": 6, "default_root_dir": str(tmp_path), "enable_progress_bar": False})
+
+    metrics = check_learns(make, cu_frames[:100], cu_frames[250:290], max_fraction_of_zero_force=0.3)
+    assert metrics["val/stress_mae"].iloc[-1] < 0.015
