@@ -7,11 +7,11 @@ try:
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0"
 
+from . import models  # noqa: E402
 from .config import ConfigError, DataModuleConfig  # noqa: E402
 from .data import GraphDataModule  # noqa: E402
 from .errors import DataError  # noqa: E402
-from .variants import EnsembleModel  # noqa: E402
-from .models import EGNNModel, EGNNModelConfig  # noqa: E402
+from .models import *  # noqa: E402, F403  (every family's model and config, listed in models.__all__)
 from .training import (  # noqa: E402
     PhysicsMLModel,
     available_models,
@@ -20,13 +20,12 @@ from .training import (  # noqa: E402
     load_model,
     register_model,
 )
+from .variants import EnsembleModel  # noqa: E402
 
 __all__ = [
     "ConfigError",
     "DataError",
     "DataModuleConfig",
-    "EGNNModel",
-    "EGNNModelConfig",
     "EnsembleModel",
     "GraphDataModule",
     "PhysicsMLModel",
@@ -36,4 +35,5 @@ __all__ = [
     "load_from_yaml",
     "load_model",
     "register_model",
+    *models.__all__,
 ]

@@ -14,7 +14,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["ConfigError", "StrictConfig"]
+__all__ = ["ConfigError", "StrictConfig", "deep_merge"]
 
 
 class ConfigError(ValueError):
@@ -112,15 +112,16 @@ class StrictConfig(BaseModel):
         """A validated copy with ``overrides`` merged in (nested dicts merge recursively)."""
         if not overrides:
             return self.model_copy(deep=True)
-        merged = _deep_merge(self.model_dump(), overrides)
+        merged = deep_merge(self.model_dump(), overrides)
         return type(self)(**merged)
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``extra``; nested dicts merge key by key instead of being replaced."""
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out

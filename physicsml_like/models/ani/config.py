@@ -1,0 +1,159 @@
+"""ANI hyperparameters: a published preset (``ani1``, ``ani2``) or your own AEV, elements and
+network sizes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Self
+
+from pydantic import Field, model_validator
+
+from ...config.base import StrictConfig, deep_merge
+from ...config.model import ModelConfig
+
+__all__ = ["AEVConfig", "ANIModelConfig"]
+
+
+class AEVConfig(StrictConfig):
+    """The atomic environment vector (AEV) of ANI: radial and angular symmetry functions.
+
+    Radial terms ``0.25 exp(-eta_R (r - R_s)^2) f_c(r)`` per neighbour element; angular terms
+    ``2 ((1 + cos(theta - theta_s)) / 2)^zeta exp(-eta_A ((r_j + r_k)/2 - R_s)^2) f_c(r_j) f_c(r_k)``
+    per pair of neighbour elements. Shifts ``R_s`` are evenly spaced from the start value up to
+    (excluding) the cutoff; sections ``theta_s`` are the centres of equal slices of ``[0, pi]``.
+    The radial cutoff is the datamodule's ``cut_off``. Defaults are ANI-1x's.
+    """
+
+    angular_cutoff: float = Field(default=3.5, gt=0)
+    """Cutoff of the angular terms in Å (at most the radial cutoff ``datamodule.cut_off``)."""
+    radial_eta: float = Field(default=16.0, gt=0)
+    """Width parameter ``eta_R`` of the radial Gaussians (1/Å²)."""
+    radial_start: float = Field(default=0.9, ge=0)
+    """First radial shift in Å."""
+    num_radial_shifts: int = Field(default=16, gt=0)
+    """Radial shifts ``R_s`` (terms per neighbour element)."""
+    angular_eta: float = Field(default=8.0, gt=0)
+    """Width parameter ``eta_A`` of the angular terms' radial Gaussians (1/Å²)."""
+    angular_zeta: float = Field(default=32.0, gt=0)
+    """Exponent ``zeta`` of the angular terms (larger: narrower in angle)."""
+    angular_start: float = Field(default=0.9, ge=0)
+    """First angular radial shift in Å."""
+    num_angular_shifts: int = Field(default=4, gt=0)
+    """Radial shifts of the angular terms."""
+    num_angle_sections: int = Field(default=8, gt=0)
+    """Angle sections ``theta_s`` of the angular terms."""
+
+    def radial_length(self) -> int:
+        """Radial terms per neighbour element."""
+        return self.num_radial_shifts
+
+    def angular_length(self) -> int:
+        """Angular terms per pair of neighbour elements."""
+        return self.num_angular_shifts * self.num_angle_sections
+
+    def length(self, num_species: int) -> int:
+        """AEV length for ``num_species`` elements."""
+        pairs = num_species * (num_species + 1) // 2
+        return num_species * self.radial_length() + pairs * self.angular_length()
+
+
+class ANIModelConfig(ModelConfig):
+    """ANI (Smith, Isayev and Roitberg 2017; ANI-2x: Devereux et al. 2020): one network per
+    element maps each atom's AEV to its energy contribution.
+
+    With a ``preset`` the AEV, the elements (in published order, as ``datamodule.elements``) and
+    the radial cutoff (as ``datamodule.cut_off``) are the published ones; data with another
+    element is rejected, naming the element and the frame. Without a preset, ``aev`` and
+    ``hidden_sizes`` describe the model and the elements come from the data or
+    ``datamodule.elements``.
+    """
+
+    preset: Literal["ani1", "ani2"] | None = "ani1"
+    """``"ani1"``: ANI-1x (H, C, N, O; AEV length 384, radial cutoff 5.2 Å). ``"ani2"``: ANI-2x
+    (H, C, N, O, S, F, Cl; AEV length 1008, radial cutoff 5.1 Å). ``None``: your own ``aev``."""
+    aev: AEVConfig | None = None
+    """AEV parameters when ``preset`` is ``None`` (unset: ANI-1x's values with your cutoff and
+    elements). A preset fixes the AEV, so setting both is an error."""
+    hidden_sizes: list[int] | dict[str, list[int]] | None = None
+    """Hidden layer widths of the element networks: one list for every element, or a list per
+    element symbol (every element must have one). Unset: the preset's published sizes, or
+    ``[160, 128, 96]`` without a preset."""
+    activation: str = "CELU"
+    """Activation between the layers of the element networks (ANI uses CELU)."""
+    celu_alpha: float = Field(default=0.1, gt=0)
+    """``alpha`` of the CELU activation (0.1 in ANI); unused for other activations."""
+    pool_type: Literal["sum", "mean"] = "sum"
+    """Pooling of per-atom outputs into graph scalars other than the energy (always summed)."""
+
+    # the datamodule fields a preset fills in
+    _PRESET_FIELDS = ("cut_off", "elements")
+
+    def updated(self, overrides: dict[str, Any] | None) -> Self:
+        """A validated copy with ``overrides`` merged in. When the preset changes, the cutoff and
+        elements the old preset filled in give way to the new preset's (or, without a preset, to
+        the defaults); values given in ``overrides`` are kept."""
+        overrides = overrides or {}
+        new_preset = overrides.get("preset", self.preset)
+        if self.preset is None or new_preset == self.preset:
+            return super().updated(overrides)
+        from .presets import PRESETS
+
+        old = PRESETS[self.preset]
+        filled_in = {"cut_off": old.radial_cutoff, "elements": list(old.elements)}
+        merged = deep_merge(self.model_dump(), overrides)
+        given = overrides.get("datamodule") or {}
+        for key in self._PRESET_FIELDS:
+            if key not in given and merged["datamodule"].get(key) == filled_in[key]:
+                del merged["datamodule"][key]
+        return type(self)(**merged)
+
+    @model_validator(mode="after")
+    def _resolve_preset(self) -> ANIModelConfig:
+        from ase.data import chemical_symbols
+
+        from .presets import PRESETS  # the presets are AEVConfig instances, defined above
+
+        dm = self.datamodule
+        given = None if dm.elements is None else [
+            chemical_symbols[e] if isinstance(e, int) else e for e in dm.elements
+        ]
+        if self.preset is not None:
+            preset = PRESETS[self.preset]
+            if self.aev is not None:
+                raise ValueError(f"aev: preset {self.preset!r} fixes the AEV; set preset to None to give your own")
+            if "cut_off" in dm.model_fields_set and dm.cut_off != preset.radial_cutoff:
+                raise ValueError(
+                    f"datamodule.cut_off={dm.cut_off} differs from the radial cutoff "
+                    f"{preset.radial_cutoff} of preset {self.preset!r}; leave cut_off unset, or set "
+                    "preset to None and give aev"
+                )
+            if dm.num_elements is not None:
+                raise ValueError(f"datamodule.num_elements: preset {self.preset!r} fixes the elements {list(preset.elements)}")
+            if given is not None and given != list(preset.elements):
+                raise ValueError(
+                    f"datamodule.elements {given} differ from the elements of preset {self.preset!r} "
+                    f"{list(preset.elements)} (in that order); leave elements unset, or set preset to None"
+                )
+            dm.cut_off = preset.radial_cutoff
+            dm.elements = list(preset.elements)
+            elements: list[str] | None = list(preset.elements)
+        else:
+            aev = self.aev or AEVConfig()
+            if aev.angular_cutoff > dm.cut_off:
+                raise ValueError(
+                    f"aev.angular_cutoff={aev.angular_cutoff} exceeds the radial cutoff datamodule.cut_off={dm.cut_off}"
+                )
+            elements = given
+        widths = self.hidden_sizes.values() if isinstance(self.hidden_sizes, dict) else [self.hidden_sizes or []]
+        if any(w <= 0 for sizes in widths for w in sizes):
+            raise ValueError(f"hidden_sizes must be positive widths, got {self.hidden_sizes}")
+        if isinstance(self.hidden_sizes, dict):
+            if elements is None:
+                raise ValueError(
+                    "hidden_sizes per element needs the elements: set datamodule.elements (or a preset)"
+                )
+            if set(self.hidden_sizes) != set(elements):
+                raise ValueError(
+                    f"hidden_sizes has entries for {sorted(self.hidden_sizes)}; it needs exactly the "
+                    f"elements {elements}"
+                )
+        return self

@@ -1,0 +1,139 @@
+"""PaiNN passes the family contract (dipoles and node vectors rotate) and learns forces and
+dipoles."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import ase
+import numpy as np
+import pytest
+
+from physicsml_like.models import PaiNNModel
+
+from .contract import (
+    MOLECULE_TARGETS,
+    PERIODIC_TARGETS,
+    check_forces_are_gradients,
+    check_learns,
+    check_periodic_consistency,
+    check_save_load,
+    check_symmetries,
+    small_config,
+)
+
+ARCH = {"num_features": 8, "num_radial": 8, "num_interactions": 2}
+
+
+@pytest.fixture(scope="module")
+def molecule_model(tmp_path_factory, ethanol) -> PaiNNModel:
+    config = small_config(tmp_path_factory.mktemp("runs"),
+                          {**MOLECULE_TARGETS, "y_graph_vector": "dipole", "y_node_scalars": ["charges"]},
+                          model_dtype="float64", **ARCH)
+    return PaiNNModel(config).initialise(ethanol[:20])
+
+
+@pytest.fixture(scope="module")
+def periodic_model(tmp_path_factory, cu_frames) -> PaiNNModel:
+    config = small_config(tmp_path_factory.mktemp("runs"), PERIODIC_TARGETS, model_dtype="float64", **ARCH)
+    return PaiNNModel(config).initialise(cu_frames[:20])
+
+
+def test_symmetries(molecule_model, periodic_model, ethanol, cu_frames) -> None:
+    check_symmetries(molecule_model, ethanol[7])  # energy, forces, charges and the dipole
+    check_symmetries(periodic_model, cu_frames[8])
+
+
+def test_direct_node_vectors_rotate(ethanol, tmp_path: Path) -> None:
+    config = small_config(tmp_path, MOLECULE_TARGETS, model_dtype="float64", compute_forces=False, **ARCH)
+    model = PaiNNModel(config).initialise(ethanol[:10])
+    assert model.prediction_kinds()["forces"] == "node_vector"
+    check_symmetries(model, ethanol[4])
+
+
+def test_periodic_consistency_and_stress(periodic_model) -> None:
+    check_periodic_consistency(periodic_model)
+
+
+def test_forces_are_gradients(molecule_model, periodic_model, ethanol, cu_frames) -> None:
+    check_forces_are_gradients(molecule_model, ethanol[3])
+    check_forces_are_gradients(periodic_model, cu_frames[3])
+
+
+def test_save_load(molecule_model, ethanol, tmp_path: Path) -> None:
+    check_save_load(molecule_model, ethanol[:4], tmp_path / "painn")
+
+
+def test_dipole_is_taken_about_the_centroid(molecule_model, ethanol) -> None:
+    """The dipole is taken about each structure's centroid, so moving the molecule changes nothing."""
+    atoms = ethanol[2]
+    moved = atoms.copy()
+    moved.positions += [3.0, -2.0, 10.0]
+    a, b = molecule_model.predict([atoms, moved])["dipole"]
+    np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_shared_filters_and_interactions_share_weights(ethanol, tmp_path: Path) -> None:
+    def count(**options) -> int:
+        config = small_config(tmp_path, MOLECULE_TARGETS, num_features=8, num_radial=8, num_interactions=3, **options)
+        network = PaiNNModel(config).initialise(ethanol[:4]).module.network
+        return sum(p.numel() for p in network.parameters())
+
+    separate = count()
+    filter_weights = 8 * 3 * 8 + 3 * 8  # Linear(num_radial, 3F)
+    assert count(shared_filters=True) == separate - 2 * filter_weights
+    block_weights = (8 * 8 + 8 + 8 * 24 + 24) + (8 * 16 + 16 * 8 + 8 + 8 * 24 + 24)  # message + update
+    assert count(shared_interactions=True) == separate - 2 * block_weights
+
+
+def test_energy_is_continuous_at_the_cutoff(molecule_model) -> None:
+    cutoff = molecule_model.config.datamodule.cut_off
+    energies = []
+    for r in (cutoff - 1e-6, cutoff + 1e-6):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # beyond the cutoff the two atoms have no neighbour
+            pair = ase.Atoms("CO", positions=[[0, 0, 0], [r, 0, 0]])
+            energies.append(float(molecule_model.predict([pair])["energy"][0]))
+    assert abs(energies[0] - energies[1]) < 1e-9
+
+
+def test_every_layer_says_what_it_is(molecule_model) -> None:
+    text = repr(molecule_model.module.network)
+    assert "features=8, interactions=2" in text and "trainable weights" in text
+    assert "8s+8v -> 4s+4v" in text and "4s+4v -> 1s+1v" in text
+    assert "cutoff=4.0, num_basis=8" in text
+
+
+def test_painn_learns_ethanol_forces_and_dipoles(tmp_path: Path, ethanol) -> None:
+    """64 channels, 3 interactions, 4 epochs on 200 ethanol frames with energy, forces and
+    dipole: validation force MAE 0.15-0.18 eV/Å (zero-force baseline 0.77) and dipole MAE
+    0.015-0.018 (zero-dipole baseline 0.21) over three seeds; thresholds 0.4 and 0.25 x baseline."""
+
+    def make() -> PaiNNModel:
+        return PaiNNModel(datamodule={**MOLECULE_TARGETS, "y_graph_vector": "dipole", "cut_off": 4.5,
+                                      "train": {"batch_size": 8}},
+                          compute_forces=True, num_features=64, num_radial=16, num_interactions=3,
+                          optimizer={"name": "Adam", "config": {"lr": 5e-3}},
+                          trainer={"max_epochs": 4, "default_root_dir": str(tmp_path), "enable_progress_bar": False})
+
+    val = ethanol[500:600]
+    metrics = check_learns(make, ethanol[:200], val, max_fraction_of_zero_force=0.4)
+    assert metrics["val/forces_mae"].iloc[-1] < metrics["val/forces_mae"].iloc[0]
+    zero_dipole = float(np.abs([frame.calc.results["dipole"] for frame in val]).mean())
+    assert metrics["val/dipole_mae"].iloc[-1] < 0.25 * zero_dipole
+
+
+@pytest.mark.slow
+def test_painn_learns_periodic_copper_forces_and_stress(tmp_path: Path, cu_frames) -> None:
+    """6 epochs on 100 EMT copper cells: validation force MAE 0.10 eV/Å (zero-force
+    baseline 0.74) and stress MAE 0.008 eV/Å³ when calibrated; thresholds leave room for seeds."""
+
+    def make() -> PaiNNModel:
+        return PaiNNModel(datamodule={**PERIODIC_TARGETS, "cut_off": 4.0, "train": {"batch_size": 8}},
+                          compute_forces=True, compute_stress=True, num_features=32, num_radial=16,
+                          optimizer={"name": "Adam", "config": {"lr": 5e-3}},
+                          trainer={"max_epochs": 6, "default_root_dir": str(tmp_path), "enable_progress_bar": False})
+
+    metrics = check_learns(make, cu_frames[:100], cu_frames[250:290], max_fraction_of_zero_force=0.3)
+    assert metrics["val/stress_mae"].iloc[-1] < 0.015
