@@ -88,6 +88,8 @@ class PhysicsMLRegressor(RegressorMixin, BaseEstimator):
     **hyperparameters: any field of the family's config (``c_hidden=64``,
         ``trainer={"max_epochs": 50}``, ``datamodule={"cut_off": 4.5}``, ...).
 
+    Notes
+    -----
     ``X`` is a list of ``ase.Atoms``, a path, or a DataFrame (SMILES or coordinates columns); ``y``
     is optional when the labels travel with ``X``.
     """

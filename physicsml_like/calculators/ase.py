@@ -104,6 +104,8 @@ class PhysicsMLCalculator(Calculator):
     dtype: ``"float32"`` or ``"float64"`` to run in another precision than the model was trained
         in (float64 for long energy-conserving dynamics); default: the model's.
 
+    Notes
+    -----
     Results: ``energy`` (and ``free_energy``), ``forces``, ``stress`` for periodic cells when the
     model computes stress (ASE's Voigt order and sign), and the model's other targets (e.g.
     ``charges``, ``dipole``) under their names.

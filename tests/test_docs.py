@@ -1,0 +1,23 @@
+"""The documentation site builds without a warning (tables generated from the configs)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_docs_build_strict(tmp_path: Path) -> None:
+    if shutil.which("mkdocs") is None and not (Path(sys.executable).parent / "mkdocs").exists():
+        pytest.fail("mkdocs is not installed: it is part of the test extras")
+    mkdocs = str(Path(sys.executable).parent / "mkdocs") if (Path(sys.executable).parent / "mkdocs").exists() else "mkdocs"
+    done = subprocess.run([mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    page = (tmp_path / "site" / "data" / "index.html").read_text()
+    assert "cut_off" in page and "Neighbour-list cutoff radius" in page  # generated from the config
