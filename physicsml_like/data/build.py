@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..config.datamodule import DataModuleConfig
 from .cache import CACHE_FORMAT_VERSION, CacheWriter, MappedArrays, open_cache
@@ -42,7 +42,8 @@ def graph_chunks(
     with_bonds = bool(config.bond_features or config.y_edge_scalars or config.y_edge_vector)
     source = describe_source(data)
     isolated, first_isolated = 0, -1
-    bar = tqdm(desc=f"graphs ({source})", unit=" structures", disable=None if progress else True, leave=False)
+    # the bar appears only for work that takes more than a couple of seconds
+    bar = tqdm(desc=f"graphs ({source})", unit=" structures", disable=not progress, delay=2.0, leave=False)
     try:
         for table in iter_tables(data, config, with_labels=with_labels, chunk_size=chunk_size):
             edges = build_edges(table, config.cut_off, config.self_interaction, with_bonds=with_bonds)

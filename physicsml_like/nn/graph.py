@@ -121,3 +121,8 @@ class AtomisticNetwork(nn.Module):
 
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        weights = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        heads = ", ".join(f"{k}={v}" for k, v in self.spec.requested().items())
+        return f"heads: {heads} | {weights} trainable weights"

@@ -114,4 +114,8 @@ class RadialEmbedding(nn.Module):
         self.num_basis = int(num_basis)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
+        """``r``: ``[E]`` -> ``[E, num_basis]``."""
         return self.basis(r) * self.envelope(r).unsqueeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"num_basis={self.num_basis}"
