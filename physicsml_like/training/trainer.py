@@ -10,8 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint
+import torch
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+)
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ..config.base import ConfigError
 from ..config.model import ModelConfig
@@ -50,6 +57,28 @@ def quiet_lightning() -> None:
         target = logging.getLogger(name)
         if _NOISE_FILTER not in target.filters:
             target.addFilter(_NOISE_FILTER)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file in the same folder, flushed and renamed into place:
+    a run killed while saving leaves the previous checkpoint intact, never a truncated file that
+    ``ckpt_path`` would try to resume from."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError("storage_options are not supported for local checkpoints")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        try:
+            with open(tmp, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
 
 
 def _launched_rank() -> bool:
@@ -170,4 +199,5 @@ def build_trainer(
         logger=loggers or False,
         enable_checkpointing=ck.enabled,
         callbacks=all_callbacks,
+        plugins=[AtomicCheckpointIO()],
     )

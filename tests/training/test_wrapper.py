@@ -163,3 +163,20 @@ def test_debug_logging_prints_the_model(tmp_path: Path, ethanol, caplog: pytest.
     with caplog.at_level(logging.DEBUG, logger="physicsml_like"):
         EGNNModel(tiny_egnn(tmp_path)).initialise(ethanol[:8])
     assert "EGNNLayer(" in caplog.text and "hidden=16" in caplog.text
+
+
+def test_a_crash_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path: Path) -> None:
+    from physicsml_like.training.trainer import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"epoch": 1}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        io.save_checkpoint({"epoch": 2, "bad": Unpicklable()}, path)
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
