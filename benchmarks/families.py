@@ -53,8 +53,8 @@ def run_one(family: str, dataset: str, epochs: int, out: Path) -> None:
     import numpy as np
     import torch
 
-    from physicsml_like.training import get_model_class
     from physicsml_like.datasets import load_dataset
+    from physicsml_like.training import get_model_class
 
     torch.set_num_threads(2)
     spec = DATASETS[dataset]

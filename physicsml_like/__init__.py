@@ -7,12 +7,12 @@ try:
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0"
 
-from . import models  # noqa: E402
-from .config import ConfigError, DataModuleConfig  # noqa: E402
-from .data import GraphDataModule  # noqa: E402
-from .errors import DataError  # noqa: E402
-from .models import *  # noqa: E402, F403  (every family's model and config, listed in models.__all__)
-from .training import (  # noqa: E402
+from . import models
+from .config import ConfigError, DataModuleConfig
+from .data import GraphDataModule
+from .errors import DataError
+from .models import *  # noqa: F403  (every family's model and config, listed in models.__all__)
+from .training import (
     PhysicsMLModel,
     available_models,
     load_from_dict,
@@ -20,7 +20,7 @@ from .training import (  # noqa: E402
     load_model,
     register_model,
 )
-from .variants import EnsembleModel  # noqa: E402
+from .variants import EnsembleModel
 
 __all__ = [
     "ConfigError",

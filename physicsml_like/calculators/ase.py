@@ -18,8 +18,8 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from torch_geometric.data import Batch
 
 from .. import keys as K
-from ..errors import DataError
 from ..data.neighbours import neighbour_list
+from ..errors import DataError
 from ..training.builder import torch_dtype
 from ..training.module import AtomisticLightningModule
 

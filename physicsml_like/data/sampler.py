@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+
 import numpy as np
 from torch.utils.data import Sampler
 

@@ -167,8 +167,7 @@ def _read_dataframe(path: Path) -> pd.DataFrame:
 
 def _iread(path: Path) -> Iterator[tuple[int, ase.Atoms]]:
     try:
-        for index, atoms in enumerate(ase.io.iread(str(path), index=":")):
-            yield index, atoms
+        yield from enumerate(ase.io.iread(str(path), index=":"))
     except DataError:
         raise
     except Exception as err:  # ase.io raises many types for a bad file

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -56,7 +57,7 @@ class MLP(nn.Sequential):
         if len(sizes) < 2:
             raise ValueError("an MLP needs at least input and output sizes")
         layers: list[nn.Module] = []
-        for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        for k, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
             layers.append(nn.Linear(n_in, n_out, bias=bias))
             if k < len(sizes) - 2:
                 layers.append(activation(activation_name))
@@ -80,5 +81,5 @@ class MLP(nn.Sequential):
             if isinstance(layer, nn.Linear):
                 layer.reset_parameters()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102 (Sequential's)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x)

@@ -4,8 +4,14 @@ from .builder import default_dtype, model_builder
 from .conflict_free import ConFIGLightningModule, conflict_free_direction
 from .ema import EMALightningModule
 from .module import AtomisticLightningModule
+from .registry import (
+    available_models,
+    get_model_class,
+    load_from_dict,
+    load_from_yaml,
+    register_model,
+)
 from .techniques import TECHNIQUES, EMAConFIGLightningModule
-from .registry import available_models, get_model_class, load_from_dict, load_from_yaml, register_model
 from .wrapper import PhysicsMLModel, load_model
 
 __all__ = [

@@ -4,7 +4,13 @@
 techniques such as EMA and ConFIG live in :mod:`physicsml_like.training`.)
 """
 
-from .adapters import BottleneckAdapter, IrrepsBottleneckAdapter, IrrepsScaleShift, ScaleShift, insert_adapters
+from .adapters import (
+    BottleneckAdapter,
+    IrrepsBottleneckAdapter,
+    IrrepsScaleShift,
+    ScaleShift,
+    insert_adapters,
+)
 from .ensemble import EnsembleModel
 from .finetune import copy_matching_weights, set_trainable
 

@@ -75,7 +75,7 @@ def test_partial_periodicity(pbc: tuple[bool, bool, bool]) -> None:
     atoms.pbc = pbc
     atoms.rattle(0.05, seed=1)
     _assert_same_as_ase(atoms, 5.0)
-    i, _, shifts = neighbour_list(atoms.positions, atoms.cell.array, atoms.pbc, 5.0)
+    _i, _, shifts = neighbour_list(atoms.positions, atoms.cell.array, atoms.pbc, 5.0)
     assert np.all(shifts[:, ~np.array(pbc)] == 0), "no image along a non-periodic direction"
     assert np.any(shifts[:, np.array(pbc)] != 0), "periodic images are kept"
 

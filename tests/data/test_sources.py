@@ -8,7 +8,6 @@ import ase
 import ase.io
 import numpy as np
 import pandas as pd
-import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 from rdkit import Chem
 

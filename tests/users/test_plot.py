@@ -8,12 +8,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
-from physicsml_like import EGNNModel, plot  # noqa: E402
+from physicsml_like import EGNNModel, plot
 
-from ..training.helpers import tiny_egnn  # noqa: E402
+from ..training.helpers import tiny_egnn
 
 
 def test_parity_learning_curves_and_errors(tmp_path: Path, ethanol) -> None:
