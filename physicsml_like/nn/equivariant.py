@@ -164,43 +164,37 @@ def _starts(irreps: o3.Irreps) -> list[int]:
 
 
 class ChannelMixing(nn.Module):
-    """Equivariant linear map on channel-major features: for each output irrep, every
-    ``(channel, path)`` with that irrep is mixed into ``channels_out`` channels.
+    """Equivariant linear map on channel-major features: for each irrep, every
+    ``(channel, path)`` carrying it is mixed into ``channels_out`` channels.
 
-    ``[..., channels_in, K]`` (columns grouped as in :meth:`CouplingPaths.groups`) ->
-    ``[..., channels_out, D_out]`` with ``D_out`` the sum of ``2l + 1`` over ``irreps_out``.
-    Weights are normalised by the fan-in (e3nn's ``Linear`` convention).
+    Input: one ``[..., channels_in, paths * (2l + 1)]`` tensor per irrep of ``irreps``
+    (``(irrep, paths)`` pairs, columns path after path); output ``[..., channels_out, D_out]``
+    with ``D_out`` the sum of ``2l + 1``. Weights are normalised by the fan-in (e3nn's ``Linear``
+    convention).
     """
 
-    def __init__(self, channels_in: int, groups: Sequence[tuple[o3.Irrep, int, int]], irreps_out: Sequence[o3.Irrep], channels_out: int) -> None:
+    def __init__(self, channels_in: int, irreps: Sequence[tuple[o3.Irrep, int]], channels_out: int) -> None:
         super().__init__()
         self.channels_in = channels_in
         self.channels_out = channels_out
-        by_irrep = {ir: (start, count) for ir, start, count in groups}
-        missing = [str(ir) for ir in irreps_out if ir not in by_irrep]
-        if missing:
-            raise ValueError(f"ChannelMixing: no input path produces {missing}")
-        self.irreps_out = list(irreps_out)
-        self._plan = [(ir.dim, *by_irrep[ir]) for ir in self.irreps_out]
-        for k, (_, _, count) in enumerate(self._plan):
+        self.irreps = [(o3.Irrep(ir), int(count)) for ir, count in irreps]
+        for k, (_, count) in enumerate(self.irreps):
             self.register_parameter(f"weight_{k}", nn.Parameter(torch.randn(count * channels_in, channels_out)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: ``[E, channels_in, K]`` -> ``[E, channels_out, D_out]``."""
-        lead = x.shape[0]
+    def forward(self, blocks: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``blocks``: ``[E, channels_in, paths * (2l + 1)]`` per irrep -> ``[E, channels_out, D_out]``."""
         outs = []
-        for k, (dim, start, count) in enumerate(self._plan):
+        for k, ((ir, count), block) in enumerate(zip(self.irreps, blocks, strict=True)):
+            lead = block.shape[0]
             weight = getattr(self, f"weight_{k}")
-            block = x[:, :, start : start + count * dim].reshape(lead, self.channels_in, count, dim)
-            # [E, U, P, m] -> [E, m, U*P] @ [U*P, V] -> [E, V, m]
-            block = block.permute(0, 3, 2, 1).reshape(lead, dim, count * self.channels_in)
-            mixed = torch.matmul(block, weight / math.sqrt(count * self.channels_in))
-            outs.append(mixed.transpose(1, 2))
+            # [E, U, P, m] -> [E, m, P * U] @ [P * U, V] -> [E, V, m]
+            block = block.reshape(lead, self.channels_in, count, ir.dim).permute(0, 3, 2, 1).reshape(lead, ir.dim, count * self.channels_in)
+            outs.append(torch.matmul(block, weight / math.sqrt(count * self.channels_in)).transpose(1, 2))
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
 
     def extra_repr(self) -> str:
-        irreps_in = " + ".join(f"{count * self.channels_in}x{ir}" for ir, (_, _, count) in zip(self.irreps_out, self._plan, strict=True))
-        irreps_out = " + ".join(f"{self.channels_out}x{ir}" for ir in self.irreps_out)
+        irreps_in = " + ".join(f"{count * self.channels_in}x{ir}" for ir, count in self.irreps)
+        irreps_out = " + ".join(f"{self.channels_out}x{ir}" for ir, _ in self.irreps)
         weights = sum(w.numel() for w in self.parameters())
         return f"{irreps_in} -> {irreps_out} | {weights} weights"
 

@@ -133,13 +133,14 @@ def test_per_layer_cutoffs_are_smooth_and_bound_the_pair_energy(periodic_model) 
     assert abs(_dimer_energy(periodic_model, 2.6) - far) > 1e-6
 
 
-def test_pair_tensor_product_equals_e3nn() -> None:
-    """The outer-product pair tensor product is e3nn's "uuu" TensorProduct."""
+@pytest.mark.parametrize("targets", [("0e", "1o", "2o"), ("0e",)])
+def test_pair_tensor_product_equals_e3nn(targets: tuple[str, ...]) -> None:
+    """The pair tensor product is e3nn's "uuu" TensorProduct (both contraction orders)."""
     irreps1 = o3.Irreps("0e + 1o + 1e + 2e")
     irreps2 = o3.Irreps("0e + 1o + 2e")
-    targets = [o3.Irrep(ir) for ir in ("0e", "1o", "2o")]
     with default_dtype(torch.float64):
-        tp = PairTensorProduct(irreps1, irreps2, targets)
+        tp = PairTensorProduct(irreps1, irreps2, [o3.Irrep(ir) for ir in targets])
+    assert tp.outer_first == (len(targets) > 1)
     generator = torch.Generator().manual_seed(0)
     x1 = torch.randn(7, 3, irreps1.dim, generator=generator, dtype=torch.float64)
     x2 = torch.randn(7, 3, irreps2.dim, generator=generator, dtype=torch.float64)
@@ -157,7 +158,7 @@ def test_pair_tensor_product_equals_e3nn() -> None:
             start += ir.dim
         return torch.cat(blocks, dim=-1)
 
-    ours = tp(x1, x2)  # [E, U, K], path after path
+    ours = torch.cat(tp(x1, x2), dim=-1)  # [E, U, K], path after path
     expected = reference(mul_major(x1, irreps1), mul_major(x2, irreps2))
     torch.testing.assert_close(mul_major(ours, o3.Irreps([(1, p.ir_out) for p in tp.paths.paths])), expected, rtol=0, atol=1e-12)
 

@@ -50,13 +50,18 @@ class WeightedHarmonics(nn.Module):
 
 class PairTensorProduct(nn.Module):
     """Channel-wise tensor product of pair tensors with environment embeddings (e3nn's
-    ``"uuu"``, one output slot per path, no weights): ``[E, U, D1] x [E, U, D2] -> [E, U, K]``.
+    ``"uuu"``, one output slot per path, no weights): ``[E, U, D1] x [E, U, D2]`` -> one
+    ``[E, U, paths * (2l + 1)]`` tensor per output irrep (as :meth:`CouplingPaths.groups`).
 
-    Computed as the outer product of the two inputs over the component pairs that some path
-    uses, times the Clebsch-Gordan matrix (one matrix product for every path).
+    Two equivalent orders, chosen by size (both one matrix product for every path at once):
+    with many output columns, the outer product of the inputs times the Clebsch-Gordan matrix
+    (``[E, U, D1 * D2]`` in between); with few (a last layer that keeps scalars only), the first
+    input times the Clebsch-Gordan tensor, then contracted with the second (``[E, U, D2 * K]``).
+    Component pairs that no path reads keep their zero rows, and the output is split with
+    ``torch.split``: gathering or slicing along the last dimension of per-edge tensors is far
+    slower on a CPU (a full-size zero tensor per slice in every backward pass).
     """
 
-    pairs: torch.Tensor
     coupling: torch.Tensor
 
     def __init__(self, irreps1: o3.Irreps, irreps2: o3.Irreps, targets: Sequence[o3.Irrep]) -> None:
@@ -66,18 +71,24 @@ class PairTensorProduct(nn.Module):
             raise ValueError(f"no tensor-product path from {irreps1} x {irreps2} to {list(map(str, targets))}")
         coupling = self.paths.coupling()  # [D1, D2, K]
         self.dims = (coupling.shape[0], coupling.shape[1])
-        pairs = coupling.abs().sum(-1).flatten() > 0  # component pairs that some path reads
-        self.register_buffer("pairs", torch.nonzero(pairs).flatten(), persistent=False)
-        self.register_buffer("coupling", coupling.reshape(-1, coupling.shape[-1])[pairs].contiguous(), persistent=False)
-        self.all_pairs = bool(pairs.all())
+        self.num_columns = coupling.shape[2]
+        self.outer_first = self.num_columns >= self.dims[0]
+        self.group_widths = [count * ir.dim for ir, _, count in self.paths.groups()]
+        # outer product first: [D1 * D2, K]; else [D1, D2 * K]
+        coupling = coupling.reshape(-1, self.num_columns) if self.outer_first else coupling.reshape(self.dims[0], -1)
+        self.register_buffer("coupling", coupling.contiguous(), persistent=False)
 
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
-        """``x1 [E, U, D1]``, ``x2 [E, U, D2]`` -> ``[E, U, K]`` (columns grouped by output irrep)."""
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> list[torch.Tensor]:
+        """``x1 [E, U, D1]``, ``x2 [E, U, D2]`` -> ``[E, U, paths * (2l + 1)]`` per output irrep."""
         num_edges, channels = x1.shape[0], x1.shape[1]
-        outer = (x1.unsqueeze(-1) * x2.unsqueeze(-2)).view(num_edges, channels, self.dims[0] * self.dims[1])
-        if not self.all_pairs:
-            outer = outer.index_select(2, self.pairs)
-        return outer @ self.coupling
+        rows = num_edges * channels
+        if self.outer_first:
+            outer = torch.bmm(x1.reshape(rows, self.dims[0], 1), x2.reshape(rows, 1, self.dims[1]))
+            out = outer.view(rows, self.dims[0] * self.dims[1]) @ self.coupling
+        else:
+            partial = (x1.reshape(rows, self.dims[0]) @ self.coupling).view(rows, self.dims[1], self.num_columns)
+            out = torch.bmm(x2.reshape(rows, 1, self.dims[1]), partial)
+        return list(out.view(num_edges, channels, self.num_columns).split(self.group_widths, dim=-1))
 
     def extra_repr(self) -> str:
         outputs = " + ".join(f"{count}x{ir}" for ir, _, count in self.paths.groups())
@@ -127,7 +138,8 @@ class AllegroLayer(nn.Module):
         if groups[0][0] != scalar:
             raise ValueError(f"the pair tensor product {self.tp} gives no invariant scalars")
         self.num_scalars = groups[0][2]
-        self.mixing = ChannelMixing(channels, groups, targets, channels) if targets else None
+        self.mixing = ChannelMixing(channels, [(ir, count) for ir, _, count in groups if ir in targets], channels) if targets else None
+        self.mixed_groups = [g for g, (ir, _, _) in enumerate(groups) if ir in targets]
         self.latent = ScalarMLP([latent_size + channels * self.num_scalars, *latent_mlp], activation_name, output_activation=True)
         self.resnet = resnet
         ratio = torch.logit(torch.tensor(float(resnet_ratio)))
@@ -161,17 +173,18 @@ class AllegroLayer(nn.Module):
         """
         num_edges = latents.shape[0]
         weights = self.env_embed(latents)
-        env_weights = weights[:, : self.environment.num_weights]
+        env_weights = weights
         if self.pair_embedding is not None:
-            tensors = self.pair_embedding(harmonics, weights[:, self.environment.num_weights :])
+            env_weights, pair_weights = weights.split([self.environment.num_weights, self.pair_embedding.num_weights], dim=1)
+            tensors = self.pair_embedding(harmonics, pair_weights)
         if tensors is None:
             raise ValueError("an Allegro layer after the first needs the previous layer's pair tensors")
         summands = self.environment(harmonics, env_weights) * envelope.view(-1, 1, 1)
         width = summands.shape[1] * summands.shape[2]
         embedding = scatter_sum(summands.reshape(num_edges, width), centre, num_nodes).view(num_nodes, self.channels, -1) / norm
-        products = self.tp(tensors, embedding.index_select(0, centre))  # [E, U, K]
-        scalars = products[:, :, : self.num_scalars].reshape(num_edges, self.channels * self.num_scalars)
-        new_tensors = self.mixing(products) if self.mixing is not None else None
+        products = self.tp(tensors, embedding.index_select(0, centre))  # per output irrep [E, U, width]
+        scalars = products[0].reshape(num_edges, self.channels * self.num_scalars)
+        new_tensors = self.mixing([products[g] for g in self.mixed_groups]) if self.mixing is not None else None
         update = self.latent(torch.cat([latents, scalars], dim=-1)) * next_envelope.unsqueeze(-1)
         if self.resnet:
             ratio = torch.sigmoid(self.resnet_logit)

@@ -65,7 +65,6 @@ class EdgeConvolution(nn.Module):
     a quarter less memory (measured on 108-atom copper cells).
     """
 
-    input_columns: torch.Tensor | None
     weight_paths: torch.Tensor
 
     def __init__(
@@ -85,11 +84,8 @@ class EdgeConvolution(nn.Module):
         self.paths = CouplingPaths(self.irreps_in, self.irreps_sh, targets)
         if not len(self.paths):
             raise ValueError(f"no tensor-product path from {self.irreps_in} x {self.irreps_sh} to the targets")
-        used = self.paths.used_inputs1()
+        used = self.paths.used_inputs1()  # input irreps that some path reads
         starts = [sum(ir.dim for _, ir in self.irreps_in[:k]) for k in range(len(self.irreps_in))]
-        columns = torch.cat([torch.arange(starts[k], starts[k] + self.irreps_in[k].ir.dim) for k in used])
-        all_used = len(columns) == sum(ir.dim for _, ir in self.irreps_in)
-        self.register_buffer("input_columns", None if all_used else columns, persistent=False)
         coupling = self.paths.coupling()  # [D_in, D_sh, K], K path after path
         path_columns, column = [], 0
         for path in self.paths.paths:
@@ -98,7 +94,6 @@ class EdgeConvolution(nn.Module):
 
         # one block per (output dimension, input irrep): a dense [rows, d_in] matrix per edge, rows
         # ordered (component, path), so the weights broadcast over the components
-        used_start = {k: sum(self.irreps_in[u].ir.dim for u in used[: used.index(k)]) for k in used}
         self.group_dims: list[int] = sorted({p.ir_out.dim for p in self.paths.paths})
         self._blocks: list[tuple[int, int, int, int]] = []  # group, dim, input irrep, paths
         order: list[int] = []  # path of each weight slot (block after block)
@@ -125,7 +120,7 @@ class EdgeConvolution(nn.Module):
             positions = [in_group.index(k) for k, p in enumerate(self.paths.paths) if p.ir_out == ir]
             self.register_buffer(f"gather_{index}", torch.tensor(positions), persistent=False)
             self._gather.append(g)
-        self._inputs = [(used_start[k], self.irreps_in[k].ir.dim) for k in used]
+        self._inputs = [(starts[k], self.irreps_in[k].ir.dim) for k in used]
         self.radial = RadialFilter(
             num_basis, radial_hidden, radial_activation, [count * self.channels for *_, count in self._blocks],
             scale=1.0 / math.sqrt(max(avg_num_neighbours, 1.0)),
@@ -161,8 +156,6 @@ class EdgeConvolution(nn.Module):
         channels = self.channels
         centre, neighbour = edge_index
         features = to_channels(x, self.irreps_in)  # [N, U, D]
-        if self.input_columns is not None:
-            features = features.index_select(2, self.input_columns)
         # each input irrep's neighbour features as [E, 2l+1, U], contiguous for the matrix products
         neighbours = [
             features[:, :, start : start + dim].transpose(1, 2).contiguous().index_select(0, neighbour)
