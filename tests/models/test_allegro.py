@@ -210,3 +210,16 @@ def test_reaches_accuracy_on_copper(tmp_path: Path, cu_frames) -> None:
     assert final["val/forces_mae"] < 0.065
     assert final["val/energy_per_atom_mae"] < 0.025
     assert final["val/stress_mae"] < 0.012
+
+
+def test_reachable_by_name() -> None:
+    from physicsml_like import load_from_dict
+
+    model = load_from_dict({"name": "allegro_model", "config": {**ARCH, "per_layer_cutoffs": [5.0, 4.0, 3.0]}})
+    assert isinstance(model, AllegroModel) and model.config.per_layer_cutoffs == [5.0, 4.0, 3.0]
+
+
+def test_rotation_equivariant_without_parity(tmp_path: Path, ethanol) -> None:
+    config = small_config(tmp_path, {**MOLECULE_TARGETS, "y_graph_vector": "dipole"}, model_dtype="float64", **{**ARCH, "parity": False})
+    model = AllegroModel(config).initialise(ethanol[:10])
+    check_symmetries(model, ethanol[5])

@@ -179,3 +179,17 @@ def test_reaches_accuracy_on_copper(tmp_path: Path, cu_frames) -> None:
     assert final["val/forces_mae"] < 0.06
     assert final["val/energy_per_atom_mae"] < 0.012
     assert final["val/stress_mae"] < 0.005
+
+
+def test_reachable_by_name() -> None:
+    from physicsml_like import load_from_dict
+
+    model = load_from_dict({"name": "nequip_model", "config": {**ARCH, "parity": False}})
+    assert isinstance(model, NequIPModel) and model.config.num_features == 4 and not model.config.parity
+
+
+def test_rotation_equivariant_without_parity(tmp_path: Path, ethanol) -> None:
+    config = small_config(tmp_path, {**MOLECULE_TARGETS, "y_graph_vector": "dipole"}, model_dtype="float64", **{**ARCH, "parity": False})
+    model = NequIPModel(config).initialise(ethanol[:10])
+    assert "1o" not in str(model.module.network.irreps_final)
+    check_symmetries(model, ethanol[5])
