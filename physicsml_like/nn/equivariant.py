@@ -3,9 +3,9 @@
 e3nn stores a feature ``32x0e + 32x1o`` as ``[..., 32 + 96]``: each irrep block is
 multiplicity-major. When every irrep carries the same number of channels ``U`` (as in NequIP and
 Allegro), a *channel-major* layout ``[..., U, D]`` (``D`` = sum of ``2l + 1``) turns a whole
-channel-wise tensor product into one batched matrix product instead of one small einsum per path,
-which is what makes the per-edge work of both families cheap. :func:`to_channels` and
-:func:`from_channels` convert between the two layouts; :class:`CouplingPaths` holds the
+channel-wise tensor product into a few batched matrix products instead of one small einsum per
+path, which is what makes the per-edge work of both families cheap. :func:`to_channels` converts
+e3nn's layout to it; :class:`CouplingPaths` holds the
 Clebsch-Gordan coefficients of a channel-wise product, normalised as e3nn's ``TensorProduct``
 (``irrep_normalization="component"``, ``path_normalization="element"``, one output slot per path)
 so that the result equals e3nn's ``"uvu"`` / ``"uuu"`` products (checked in the tests).
@@ -29,7 +29,6 @@ __all__ = [
     "CouplingPath",
     "CouplingPaths",
     "ScalarMLP",
-    "from_channels",
     "natural_order",
     "spherical_harmonics_irreps",
     "to_channels",
@@ -59,15 +58,6 @@ def to_channels(x: torch.Tensor, irreps: o3.Irreps) -> torch.Tensor:
     """e3nn layout ``[..., irreps.dim]`` -> channel-major ``[..., U, D]`` (all multiplicities ``U``)."""
     channels = irreps[0].mul
     blocks = [x[..., s].reshape(*x.shape[:-1], channels, ir.dim) for s, (_, ir) in zip(irreps.slices(), irreps, strict=True)]
-    return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
-
-
-def from_channels(x: torch.Tensor, irreps: o3.Irreps) -> torch.Tensor:
-    """Channel-major ``[..., U, D]`` -> e3nn layout ``[..., irreps.dim]`` (inverse of :func:`to_channels`)."""
-    blocks, start = [], 0
-    for _, ir in irreps:
-        blocks.append(x[..., start : start + ir.dim].reshape(*x.shape[:-2], x.shape[-2] * ir.dim))
-        start += ir.dim
     return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
 
 
@@ -131,10 +121,6 @@ class CouplingPaths:
             out.append((ir, column, count))
             column += count * ir.dim
         return out
-
-    def path_of_column(self) -> torch.Tensor:
-        """``[K]``: the path each output column belongs to."""
-        return torch.cat([torch.full((p.ir_out.dim,), k, dtype=torch.long) for k, p in enumerate(self.paths)])
 
     def used_inputs1(self) -> list[int]:
         """Indices of ``irreps1`` entries that some path reads."""
