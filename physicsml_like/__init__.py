@@ -10,7 +10,7 @@ except PackageNotFoundError:  # running from a source tree without an install
 from .config import ConfigError, DataModuleConfig  # noqa: E402
 from .data import GraphDataModule  # noqa: E402
 from .errors import DataError  # noqa: E402
-from .models import EGNNModel, EGNNModelConfig  # noqa: E402
+from .models import EGNNModel, EGNNModelConfig, MACEModel, MACEModelConfig  # noqa: E402
 from .training import (  # noqa: E402
     PhysicsMLModel,
     available_models,
@@ -27,6 +27,8 @@ __all__ = [
     "EGNNModel",
     "EGNNModelConfig",
     "GraphDataModule",
+    "MACEModel",
+    "MACEModelConfig",
     "PhysicsMLModel",
     "__version__",
     "available_models",

@@ -1,5 +1,6 @@
 """Model families; importing this registers them by name."""
 
 from .egnn import EGNNModel, EGNNModelConfig
+from .mace import MACEModel, MACEModelConfig
 
-__all__ = ["EGNNModel", "EGNNModelConfig"]
+__all__ = ["EGNNModel", "EGNNModelConfig", "MACEModel", "MACEModelConfig"]
