@@ -40,6 +40,8 @@ from ...nn.radial import RadialEmbedding
 from ...nn.scatter import scatter_mean, scatter_sum
 from ...training.builder import model_builder
 from .config import MACEModelConfig
+from .convolution import Edges
+from .edges import reverse_pairs
 from .interaction import InteractionBlock
 from .linear import IrrepsLinear, channels_of
 from .product import ProductBasisBlock
@@ -145,12 +147,15 @@ class MACE(AtomisticNetwork):
             element_groups = [torch.nonzero(species == e).flatten() for e in range(self.num_elements)]
         # harmonics of the sender -> receiver direction (edge vectors point receiver -> sender)
         sh = self.spherical_harmonics(-graph.edge_vectors)
-        radial = self.radial(graph.edge_lengths)
+        # radial features depend on the bond length only: once per bond, not per direction
+        bonds, bond_of_edge = reverse_pairs(graph.edge_index, graph.edge_vectors)
+        radial = self.radial(graph.edge_lengths.index_select(0, bonds))
+        edges = Edges(receivers, senders, bond_of_edge, graph.num_nodes, int(bonds.shape[0]))
         node_feats = self.embedding(graph.node_attrs.unsqueeze(1))
         scalars: torch.Tensor | None = None
         vectors: torch.Tensor | None = None
         for interaction, product, readout in zip(self.interactions, self.products, self.readouts, strict=True):
-            basis, skip = interaction(node_feats, element_onehot, sh, radial, receivers, senders)
+            basis, skip = interaction(node_feats, element_onehot, sh, radial, edges)
             node_feats = product(basis, skip, element_groups)
             layer_scalars, layer_vectors = readout(node_feats)
             scalars = layer_scalars if scalars is None else scalars + layer_scalars
