@@ -21,6 +21,7 @@ chunk at any order of differentiation.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ __all__ = ["EdgeTensorProduct", "Edges"]
 
 # Edges per chunk: large enough that Python overhead is small, small enough that the per-chunk
 # products (chunk x 21 x channels) stay in cache-friendly sizes.
-_EDGE_CHUNK = 2048
+_EDGE_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -60,100 +61,106 @@ class Edges:
 
 
 @dataclass(frozen=True)
-class _Path:
-    in_block: int  # block of H (an irrep of the node features)
+class _Block:
+    """The paths from one irrep of the node features, stored next to each other."""
+
+    in_start: int  # first row of H
     d_in: int
-    sh_block: int  # block of Y
-    d_out: int
-    out_start: int  # first row of A
-    coupling: torch.Tensor  # [d_sh, d_out * d_in]
+    row_start: int  # first row of A (rows grouped by input block)
+    num_rows: int
+    path_start: int  # first path (column block of R)
+    num_paths: int
+    path_of_row: torch.Tensor  # [num_rows] path of each row, counted from path_start
+    coupling: torch.Tensor  # [D_sh, num_rows * d_in]: sh @ this gives the [rows, d_in] matrices
 
 
 @dataclass(frozen=True)
 class _Plan:
     channels: int
-    in_dims: list[int]
-    sh_dims: list[int]
+    in_dim: int
+    sh_dim: int
     out_dim: int
-    paths: list[_Path]
+    num_paths: int
+    blocks: list[_Block]
 
 
-def _couplings(plan: _Plan, sh: torch.Tensor) -> list[torch.Tensor]:
-    """Per path, the ``[E, d_out, d_in]`` coupling matrices of a chunk's harmonics."""
-    blocks = sh.split(plan.sh_dims, dim=1)
-    n = sh.shape[0]
-    return [(blocks[p.sh_block] @ p.coupling).view(n, p.d_out, p.d_in) for p in plan.paths]
+def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[index]`` for ``[N, ...]`` (gathering whole rows of a 2-D view is faster)."""
+    return x.reshape(x.shape[0], -1).index_select(0, index).view(-1, *x.shape[1:])
 
 
 def _radial(plan: _Plan, edges: Edges, radial: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     """``[chunk, num_paths, c]`` weights of a chunk's edges."""
     rows = radial[start:stop] if edges.bond_of_edge is None else radial.index_select(0, edges.bond_of_edge[start:stop])
-    return rows.view(stop - start, len(plan.paths), plan.channels)
+    return rows.view(stop - start, plan.num_paths, plan.channels)
 
 
-def _rows(node: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``node[index]`` for ``[N, D, c]`` (gathering whole rows of a 2-D view is faster)."""
-    return node.reshape(node.shape[0], -1).index_select(0, index).view(-1, *node.shape[1:])
+def _coupling(block: _Block, sh: torch.Tensor) -> torch.Tensor:
+    return (sh @ block.coupling).view(sh.shape[0], block.num_rows, block.d_in)
 
 
-def _sender_blocks(plan: _Plan, node: torch.Tensor, edges: Edges, start: int, stop: int) -> list[torch.Tensor]:
-    senders = edges.senders[start:stop]
-    return [_rows(block.contiguous(), senders) for block in node.split(plan.in_dims, dim=1)]
+def _row_weights(block: _Block, weights: torch.Tensor) -> torch.Tensor:
+    """``[chunk, rows, c]``: each row's path weight."""
+    return weights[:, block.path_start : block.path_start + block.num_paths].index_select(1, block.path_of_row)
 
 
-def _matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """Batched ``[B, p, q] @ [B, q, r]`` for a small ``q``, as ``q`` broadcast products
-    (much faster than ``bmm`` on many tiny matrices); written into ``out`` when given."""
-    out = torch.mul(a[:, :, :1], b[:, :1], out=out)
-    for k in range(1, a.shape[2]):
-        out.addcmul_(a[:, :, k : k + 1], b[:, k : k + 1])
-    return out
+def _bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Batched ``[B, p, q] @ [B, q, r]``; broadcast products where a dimension is 1 or ``q`` is
+    small (``bmm`` is slow on many tiny matrices)."""
+    if a.shape[2] <= 3:
+        out = torch.mul(a[:, :, :1], b[:, :1], out=out)
+        for k in range(1, a.shape[2]):
+            out.addcmul_(a[:, :, k : k + 1], b[:, k : k + 1])
+        return out
+    if a.shape[1] == 1:
+        return torch.sum(a.transpose(1, 2) * b, dim=1, keepdim=True, out=out)
+    return torch.bmm(a, b, out=out)
 
 
 def _atomic_basis(plan: _Plan, edges: Edges, sh: torch.Tensor, radial: torch.Tensor, node: torch.Tensor) -> torch.Tensor:
     """``A [N, K, c]``: the neighbour sums."""
     out = node.new_zeros(edges.num_nodes, plan.out_dim, plan.channels)
     for start, stop in edges.chunks():
-        couplings = _couplings(plan, sh[start:stop])
+        chunk_sh = sh[start:stop]
         weights = _radial(plan, edges, radial, start, stop)
-        senders = _sender_blocks(plan, node, edges, start, stop)
+        senders = _rows(node, edges.senders[start:stop])
         messages = node.new_empty(stop - start, plan.out_dim, plan.channels)
-        for k, (path, coupling) in enumerate(zip(plan.paths, couplings, strict=True)):
-            weighted = senders[path.in_block] * weights[:, k].unsqueeze(1)
-            _matmul(coupling, weighted, out=messages[:, path.out_start : path.out_start + path.d_out])
+        for block in plan.blocks:
+            rows = messages[:, block.row_start : block.row_start + block.num_rows]
+            _bmm(_coupling(block, chunk_sh), senders[:, block.in_start : block.in_start + block.d_in], out=rows)
+            rows.mul_(_row_weights(block, weights))
         out.index_add_(0, edges.receivers[start:stop], messages)
     return out
 
 
 def _node_gradient(plan: _Plan, edges: Edges, sh: torch.Tensor, radial: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """``dQ/dH [N, D_in, c]``."""
-    out = grad.new_zeros(edges.num_nodes, sum(plan.in_dims), plan.channels)
-    offsets = [sum(plan.in_dims[:b]) for b in range(len(plan.in_dims))]
+    out = grad.new_zeros(edges.num_nodes, plan.in_dim, plan.channels)
     for start, stop in edges.chunks():
-        couplings = _couplings(plan, sh[start:stop])
+        chunk_sh = sh[start:stop]
         weights = _radial(plan, edges, radial, start, stop)
         received = _rows(grad, edges.receivers[start:stop])
-        back = grad.new_zeros(stop - start, sum(plan.in_dims), plan.channels)
-        for k, (path, coupling) in enumerate(zip(plan.paths, couplings, strict=True)):
-            g = received[:, path.out_start : path.out_start + path.d_out]
-            rows = back[:, offsets[path.in_block] : offsets[path.in_block] + path.d_in]
-            rows.addcmul_(_matmul(coupling.transpose(1, 2), g), weights[:, k].unsqueeze(1))
+        back = grad.new_zeros(stop - start, plan.in_dim, plan.channels)
+        for block in plan.blocks:
+            weighted = received[:, block.row_start : block.row_start + block.num_rows] * _row_weights(block, weights)
+            coupling_t = _coupling(block, chunk_sh).transpose(1, 2)
+            back[:, block.in_start : block.in_start + block.d_in] += _bmm(coupling_t, weighted)
         out.index_add_(0, edges.senders[start:stop], back)
     return out
 
 
 def _radial_gradient(plan: _Plan, edges: Edges, sh: torch.Tensor, node: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """``dQ/dR [bonds, num_paths * c]``."""
-    out = grad.new_zeros(edges.num_bonds, len(plan.paths) * plan.channels)
+    out = grad.new_zeros(edges.num_bonds, plan.num_paths * plan.channels)
     for start, stop in edges.chunks():
-        couplings = _couplings(plan, sh[start:stop])
-        senders = _sender_blocks(plan, node, edges, start, stop)
+        chunk_sh = sh[start:stop]
+        senders = _rows(node, edges.senders[start:stop])
         received = _rows(grad, edges.receivers[start:stop])
-        chunk = grad.new_empty(stop - start, len(plan.paths), plan.channels)
-        for k, (path, coupling) in enumerate(zip(plan.paths, couplings, strict=True)):
-            coupled = _matmul(coupling, senders[path.in_block])
-            coupled.mul_(received[:, path.out_start : path.out_start + path.d_out])
-            torch.sum(coupled, dim=1, out=chunk[:, k])
+        chunk = grad.new_zeros(stop - start, plan.num_paths, plan.channels)
+        for block in plan.blocks:
+            coupled = _bmm(_coupling(block, chunk_sh), senders[:, block.in_start : block.in_start + block.d_in])
+            coupled.mul_(received[:, block.row_start : block.row_start + block.num_rows])
+            chunk[:, block.path_start : block.path_start + block.num_paths].index_add_(1, block.path_of_row, coupled)
         chunk = chunk.view(stop - start, -1)
         if edges.bond_of_edge is None:
             out[start:stop] = chunk
@@ -164,18 +171,17 @@ def _radial_gradient(plan: _Plan, edges: Edges, sh: torch.Tensor, node: torch.Te
 
 def _sh_gradient(plan: _Plan, edges: Edges, radial: torch.Tensor, node: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """``dQ/dY [E, D_sh]``."""
-    out = grad.new_zeros(edges.num_edges, sum(plan.sh_dims))
-    offsets = [sum(plan.sh_dims[:b]) for b in range(len(plan.sh_dims))]
+    out = grad.new_zeros(edges.num_edges, plan.sh_dim)
     for start, stop in edges.chunks():
         weights = _radial(plan, edges, radial, start, stop)
-        senders = _sender_blocks(plan, node, edges, start, stop)
+        senders = _rows(node, edges.senders[start:stop])
         received = _rows(grad, edges.receivers[start:stop])
-        block_out = out[start:stop]
-        for k, path in enumerate(plan.paths):
-            g = received[:, path.out_start : path.out_start + path.d_out] * weights[:, k].unsqueeze(1)
-            outer = torch.bmm(g, senders[path.in_block].transpose(1, 2))  # [chunk, d_out, d_in]
-            target = block_out[:, offsets[path.sh_block] : offsets[path.sh_block] + path.coupling.shape[0]]
-            target.addmm_(outer.reshape(stop - start, -1), path.coupling.T)
+        chunk_out = out[start:stop]
+        for block in plan.blocks:
+            weighted = received[:, block.row_start : block.row_start + block.num_rows] * _row_weights(block, weights)
+            h = senders[:, block.in_start : block.in_start + block.d_in]
+            outer = torch.bmm(weighted, h.transpose(1, 2))  # [chunk, rows, d_in], summed over channels
+            chunk_out.addmm_(outer.reshape(stop - start, -1), block.coupling.T)
     return out
 
 
@@ -252,43 +258,62 @@ class EdgeTensorProduct(nn.Module):
         self.irreps_sh = o3.Irreps(irreps_sh)
         self.channels = channels_of(self.irreps_in, "the node irreps")
         targets = {ir for _, ir in o3.Irreps(irreps_target)}
-        paths = []  # (l_out irrep, input block, input irrep, sh block, sh irrep)
-        for in_block, (_, ir_in) in enumerate(self.irreps_in):
-            for sh_block, (_, ir_sh) in enumerate(self.irreps_sh):
-                for ir_out in ir_in * ir_sh:
-                    if ir_out in targets:
-                        paths.append((ir_out, in_block, ir_in, sh_block, ir_sh))
-        paths.sort(key=lambda path: path[0])  # stable: blocks of one irrep become adjacent
-        self.num_paths = len(paths)
-        self.irreps_out = o3.Irreps([(self.channels, path[0]) for path in paths])
+        sh_starts = [s.start for s in self.irreps_sh.slices()]
         dtype = torch.get_default_dtype()
-        self._layout: list[tuple[int, int, int, int, int]] = []
-        row = 0
-        for k, (ir_out, in_block, ir_in, sh_block, ir_sh) in enumerate(paths):
-            w3j = o3.wigner_3j(ir_in.l, ir_sh.l, ir_out.l, dtype=torch.float64) * math.sqrt(ir_out.dim)
-            # [sh, out * in]: sh_block @ this is the path's [out, in] coupling matrix per edge
-            folded = w3j.permute(1, 2, 0).reshape(ir_sh.dim, ir_out.dim * ir_in.dim)
-            self.register_buffer(f"coupling_{k}", folded.to(dtype).contiguous(), persistent=False)
-            self._layout.append((in_block, ir_in.dim, sh_block, ir_out.dim, row))
-            row += ir_out.dim
-        self._in_dims = [ir.dim for _, ir in self.irreps_in]
-        self._sh_dims = [ir.dim for _, ir in self.irreps_sh]
+        # paths in the order (input irrep, harmonic, output irrep): the radial MLP's columns
+        self.path_irreps: list[o3.Irrep] = []
+        self._layout: list[tuple[int, int, int, int, int, int]] = []
+        row = in_start = 0
+        for block_index, (_, ir_in) in enumerate(self.irreps_in):
+            first_row, first_path = row, len(self.path_irreps)
+            path_of_row: list[int] = []
+            coupling = torch.zeros(self.irreps_sh.dim, 0, ir_in.dim, dtype=torch.float64)
+            for (_, ir_sh), sh_start in zip(self.irreps_sh, sh_starts, strict=True):
+                for ir_out in ir_in * ir_sh:
+                    if ir_out not in targets:
+                        continue
+                    w3j = o3.wigner_3j(ir_in.l, ir_sh.l, ir_out.l, dtype=torch.float64) * math.sqrt(ir_out.dim)
+                    block = torch.zeros(self.irreps_sh.dim, ir_out.dim, ir_in.dim, dtype=torch.float64)
+                    block[sh_start : sh_start + ir_sh.dim] = w3j.permute(1, 2, 0)  # [sh, out, in]
+                    coupling = torch.cat([coupling, block], dim=1)
+                    path_of_row += [len(self.path_irreps) - first_path] * ir_out.dim
+                    self.path_irreps.append(ir_out)
+                    row += ir_out.dim
+            self.register_buffer(
+                f"coupling_{block_index}", coupling.reshape(self.irreps_sh.dim, -1).to(dtype), persistent=False
+            )
+            self.register_buffer(f"path_of_row_{block_index}", torch.tensor(path_of_row, dtype=torch.long), persistent=False)
+            self._layout.append((in_start, ir_in.dim, first_row, row - first_row, first_path, len(self.path_irreps) - first_path))
+            in_start += ir_in.dim
+        self.num_paths = len(self.path_irreps)
         self._out_dim = row
+        # the rows come grouped by input irrep; the output lists them grouped by output irrep
+        row_irreps = [ir for ir in self.path_irreps for _ in range(ir.dim)]
+        starts = list(itertools.accumulate([ir.dim for ir in self.path_irreps], initial=0))
+        by_irrep = sorted(range(self.num_paths), key=lambda k: self.path_irreps[k])
+        order = [starts[k] + m for k in by_irrep for m in range(self.path_irreps[k].dim)]
+        self.register_buffer("to_output_order", torch.tensor(order, dtype=torch.long), persistent=False)
+        self.irreps_out = o3.Irreps([(self.channels, self.path_irreps[k]) for k in by_irrep])
+        assert len(row_irreps) == self._out_dim
+        self._in_dim = self.irreps_in.dim // self.channels
 
     @property
     def weight_numel(self) -> int:
-        """Weights each edge needs (from the radial MLP)."""
+        """Weights each edge needs (from the radial MLP): one per path and channel, the paths in
+        the order of :attr:`path_irreps`."""
         return self.num_paths * self.channels
 
     def _plan(self) -> _Plan:
-        paths = [
-            _Path(in_block, d_in, sh_block, d_out, start, getattr(self, f"coupling_{k}"))
-            for k, (in_block, d_in, sh_block, d_out, start) in enumerate(self._layout)
+        blocks = [
+            _Block(in_start, d_in, row_start, rows, path_start, paths,
+                   getattr(self, f"path_of_row_{k}"), getattr(self, f"coupling_{k}"))
+            for k, (in_start, d_in, row_start, rows, path_start, paths) in enumerate(self._layout)
         ]
-        return _Plan(self.channels, self._in_dims, self._sh_dims, self._out_dim, paths)
+        return _Plan(self.channels, self._in_dim, self.irreps_sh.dim, self._out_dim, self.num_paths, blocks)
 
     def forward(self, node: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor, edges: Edges) -> torch.Tensor:
-        return _Convolution.apply(self._plan(), edges, sh, radial, node.contiguous(), None)
+        summed = _Convolution.apply(self._plan(), edges, sh, radial, node.contiguous(), None)
+        return summed.index_select(1, self.to_output_order)
 
     def extra_repr(self) -> str:
         return (
