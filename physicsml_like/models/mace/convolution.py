@@ -261,6 +261,7 @@ class EdgeTensorProduct(nn.Module):
         sh_starts = [s.start for s in self.irreps_sh.slices()]
         dtype = torch.get_default_dtype()
         # paths in the order (input irrep, harmonic, output irrep): the radial MLP's columns
+        self.paths: list[tuple[int, int, o3.Irrep]] = []  # (input irrep, harmonic, output irrep)
         self.path_irreps: list[o3.Irrep] = []
         self._layout: list[tuple[int, int, int, int, int, int]] = []
         row = in_start = 0
@@ -268,7 +269,7 @@ class EdgeTensorProduct(nn.Module):
             first_row, first_path = row, len(self.path_irreps)
             path_of_row: list[int] = []
             coupling = torch.zeros(self.irreps_sh.dim, 0, ir_in.dim, dtype=torch.float64)
-            for (_, ir_sh), sh_start in zip(self.irreps_sh, sh_starts, strict=True):
+            for sh_index, ((_, ir_sh), sh_start) in enumerate(zip(self.irreps_sh, sh_starts, strict=True)):
                 for ir_out in ir_in * ir_sh:
                     if ir_out not in targets:
                         continue
@@ -278,6 +279,7 @@ class EdgeTensorProduct(nn.Module):
                     coupling = torch.cat([coupling, block], dim=1)
                     path_of_row += [len(self.path_irreps) - first_path] * ir_out.dim
                     self.path_irreps.append(ir_out)
+                    self.paths.append((block_index, sh_index, ir_out))
                     row += ir_out.dim
             self.register_buffer(
                 f"coupling_{block_index}", coupling.reshape(self.irreps_sh.dim, -1).to(dtype), persistent=False
