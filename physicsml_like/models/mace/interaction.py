@@ -67,9 +67,12 @@ class RadialMLP(nn.Module):
                 x = self.act(x)
         return x
 
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         weights = sum(w.numel() for w in self.weights)
-        return f"{type(self).__name__}({' -> '.join(map(str, self.sizes))} | act={self.activation_name} | {weights} weights)"
+        return f"{' -> '.join(map(str, self.sizes))} | act={self.activation_name} | {weights} weights"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
 
 
 class InteractionBlock(nn.Module):

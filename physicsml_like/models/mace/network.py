@@ -18,7 +18,7 @@ predicted. Node scalars (e.g. charges) share the readouts as extra columns; a di
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from e3nn import o3
@@ -134,8 +134,9 @@ class MACE(AtomisticNetwork):
     def reset_parameters(self) -> None:
         """Draw every weight again from its initial distribution."""
         for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if module is not self and callable(reset):
+                reset()
 
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
         receivers, senders = graph.edge_index
@@ -192,7 +193,7 @@ class MACE(AtomisticNetwork):
         """
         decay = optimizer_config.config.get("weight_decay")
         decay_setting = {} if decay is None else {"weight_decay": decay}
-        interaction_decay = [p for block in self.interactions for p in block.linear.parameters()]
+        interaction_decay = [p for block in self.interactions for p in cast(InteractionBlock, block).linear.parameters()]
         decayed_ids = {id(p) for p in interaction_decay}
         interaction_rest = [p for p in self.interactions.parameters() if id(p) not in decayed_ids]
         groups = [

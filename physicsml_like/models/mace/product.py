@@ -24,6 +24,51 @@ __all__ = ["ProductBasisBlock", "SymmetricContraction"]
 _ZERO = 1e-10
 
 
+def _nonzero_rows(coefficients: torch.Tensor) -> torch.Tensor:
+    """``[P]`` mask of the monomials with a non-zero coefficient in ``[M, P, K]``."""
+    return coefficients.abs().amax(dim=(0, 2)) > _ZERO
+
+
+def _block_diagonal(dim: int, blocks: list[torch.Tensor]) -> torch.Tensor:
+    """``[M, sum P, sum K]`` with the ``[M, P, K]`` blocks on the diagonal."""
+    out = torch.zeros(dim, sum(b.shape[1] for b in blocks), sum(b.shape[2] for b in blocks), dtype=torch.float64)
+    row = col = 0
+    for block in blocks:
+        out[:, row : row + block.shape[1], col : col + block.shape[2]] = block
+        row, col = row + block.shape[1], col + block.shape[2]
+    return out
+
+
+class _MonomialChain:
+    """The monomials to evaluate, order by order, and how to build each from the previous order.
+
+    ``used[nu]`` marks the monomials of order ``nu + 1`` some output needs; their factors of lower
+    order are needed too. Order 1 is the input itself. ``parents[nu - 2]``, ``lasts[nu - 2]``:
+    monomial ``p`` of order ``nu`` is ``previous[parent[p]] * x[last[p]]`` (indices within the
+    kept monomials); ``columns[nu - 1]``: column of each monomial of order ``nu`` in the
+    concatenation of the kept monomials of all orders (-1 if not kept).
+    """
+
+    def __init__(self, dim: int, used: list[torch.Tensor]) -> None:
+        correlation = len(used)
+        needed = [mask.clone() for mask in used]
+        needed[0][:] = True
+        links = [monomial_parents(dim, nu) for nu in range(2, correlation + 1)]
+        for nu in range(correlation, 1, -1):  # a needed monomial needs its parent
+            parent, _ = links[nu - 2]
+            needed[nu - 2][parent[needed[nu - 1]]] = True
+        kept = [torch.nonzero(mask).flatten() for mask in needed]
+        local = []  # monomial index -> position among the kept ones of its order
+        for mask, indices in zip(needed, kept, strict=True):
+            position = torch.full((mask.numel(),), -1, dtype=torch.long)
+            position[indices] = torch.arange(len(indices))
+            local.append(position)
+        self.parents = [local[nu - 2][links[nu - 2][0][kept[nu - 1]]] for nu in range(2, correlation + 1)]
+        self.lasts = [links[nu - 2][1][kept[nu - 1]] for nu in range(2, correlation + 1)]
+        offsets = [sum(len(k) for k in kept[:nu]) for nu in range(correlation)]
+        self.columns = [torch.where(position >= 0, position + offset, position) for position, offset in zip(local, offsets, strict=True)]
+
+
 class SymmetricContraction(nn.Module):
     """Weighted sum of the symmetric powers of the atomic basis, coupled to each output irrep.
 
@@ -49,67 +94,41 @@ class SymmetricContraction(nn.Module):
         if channels_of(self.irreps_out, "the product irreps") != self.channels:
             raise ValueError(f"the product keeps the channels: {self.irreps_in} -> {self.irreps_out}")
         coupling = o3.Irreps([(1, ir) for _, ir in self.irreps_in])
-        dim = coupling.dim
-        self._dim = dim
 
-        # folded coefficients per output irrep and order: S[L][nu] of shape [2L+1, P_nu, K]
+        # folded coefficients per output irrep and order: [2L+1, P_nu, K] (P_nu monomials)
         folded = [
             [symmetrise(coupling_basis(coupling, nu, ir)) for nu in range(1, self.correlation + 1)]
             for _, ir in self.irreps_out
         ]
         self.num_paths = [[s.shape[-1] for s in per_order] for per_order in folded]
-
-        # which monomials are needed: used by some output, or a factor of a needed one
-        used = [torch.zeros(s.shape[1], dtype=torch.bool) for s in folded[0]] if folded else []
-        for per_order in folded:
-            for nu, s in enumerate(per_order):
-                used[nu] |= s.abs().amax(dim=(0, 2)) > _ZERO
-        needed = [u.clone() for u in used]
-        parents = [None] + [monomial_parents(dim, nu) for nu in range(2, self.correlation + 1)]
-        for nu in range(self.correlation - 1, 0, -1):
-            parent, _ = parents[nu]
-            needed[nu - 1][parent[needed[nu]]] = True
-        needed[0][:] = True  # order 1 is the input itself
-        kept = [torch.nonzero(n).flatten() for n in needed]
-        position = []  # monomial index -> column in the concatenated monomial vector
-        offset = 0
-        for nu, k in enumerate(kept):
-            pos = torch.full((needed[nu].numel(),), -1, dtype=torch.long)
-            pos[k] = torch.arange(offset, offset + len(k))
-            position.append(pos)
-            offset += len(k)
-        # building order nu (>= 2) from order nu - 1: positions inside their own order's block
-        for nu in range(1, self.correlation):
-            parent, last = parents[nu]
-            local_parent = position[nu - 1][parent[kept[nu]]] - (position[nu - 1][kept[nu - 1][0]] if nu > 1 else 0)
-            self.register_buffer(f"parent_{nu + 1}", local_parent, persistent=False)
-            self.register_buffer(f"last_{nu + 1}", last[kept[nu]].clone(), persistent=False)
+        used = [
+            torch.stack([_nonzero_rows(per_order[nu]) for per_order in folded]).any(dim=0)
+            for nu in range(self.correlation)
+        ]
+        chain = _MonomialChain(coupling.dim, used)
+        for nu in range(2, self.correlation + 1):
+            self.register_buffer(f"parent_{nu}", chain.parents[nu - 2], persistent=False)
+            self.register_buffer(f"last_{nu}", chain.lasts[nu - 2], persistent=False)
 
         dtype = torch.get_default_dtype()
         self.weights = nn.ParameterList()
         self._outputs: list[tuple[int, list[int]]] = []  # (irrep dim, indices into self.weights)
         for index, ((_, ir), per_order) in enumerate(zip(self.irreps_out, folded, strict=True)):
-            columns, blocks, weight_ids = [], [], []
-            for nu, s in enumerate(per_order):
-                k = s.shape[-1]
-                if k == 0:
+            columns: list[torch.Tensor] = []
+            blocks: list[torch.Tensor] = []
+            weight_ids: list[int] = []
+            for nu, coefficients in enumerate(per_order):
+                num_paths = coefficients.shape[-1]
+                if num_paths == 0:
                     continue
-                nonzero = torch.nonzero(s.abs().amax(dim=(0, 2)) > _ZERO).flatten()
-                columns.append(position[nu][nonzero])
-                blocks.append((s[:, nonzero], k))
+                rows = torch.nonzero(_nonzero_rows(coefficients)).flatten()
+                columns.append(chain.columns[nu][rows])
+                blocks.append(coefficients[:, rows])
                 weight_ids.append(len(self.weights))
-                self.weights.append(nn.Parameter(torch.randn(self.num_elements, k, self.channels) / k))
-            # block-diagonal coefficients over orders: [2L+1, P_L, K_L]
-            num_cols = sum(len(c) for c in columns)
-            num_k = sum(k for _, k in blocks)
-            matrix = torch.zeros(ir.dim, num_cols, num_k, dtype=torch.float64)
-            row = col = 0
-            for (s, k), cols in zip(blocks, columns, strict=True):
-                matrix[:, row : row + len(cols), col : col + k] = s
-                row += len(cols)
-                col += k
+                self.weights.append(nn.Parameter(torch.randn(self.num_elements, num_paths, self.channels) / num_paths))
+            # block diagonal over the orders: [2L+1, monomials used, paths]
             self.register_buffer(f"columns_{index}", torch.cat(columns) if columns else torch.zeros(0, dtype=torch.long), persistent=False)
-            self.register_buffer(f"coefficients_{index}", matrix.to(dtype), persistent=False)
+            self.register_buffer(f"coefficients_{index}", _block_diagonal(ir.dim, blocks).to(dtype), persistent=False)
             self._outputs.append((ir.dim, weight_ids))
 
     def _monomials(self, x: torch.Tensor) -> torch.Tensor:
