@@ -3,6 +3,7 @@
 from .allegro import AllegroModel, AllegroModelConfig
 from .ani import ANIModel, ANIModelConfig
 from .egnn import EGNNModel, EGNNModelConfig
+from .mace import MACEModel, MACEModelConfig
 from .nequip import NequIPModel, NequIPModelConfig
 from .painn import PaiNNModel, PaiNNModelConfig
 from .tensornet import TensorNetModel, TensorNetModelConfig
@@ -14,6 +15,8 @@ __all__ = [
     "AllegroModelConfig",
     "EGNNModel",
     "EGNNModelConfig",
+    "MACEModel",
+    "MACEModelConfig",
     "NequIPModel",
     "NequIPModelConfig",
     "PaiNNModel",

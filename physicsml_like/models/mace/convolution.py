@@ -1,0 +1,327 @@
+"""MACE's neighbour sum of channel-wise tensor products, as one fused, recomputing operation.
+
+The atomic basis before its channel mixing is
+
+    A[i, k, c] = sum_{e: i -> j} sum_{m, s} T_k[m, s] Y[e, s] R[bond(e), p(k), c] H[j, m, c]
+
+for every tensor-product path ``p`` (``l_in ⊗ l_sh -> l_out``) and row ``k`` of its output, with
+``T`` the Wigner coefficients. Written with autograd, each step keeps per-edge tensors of the
+output's size (``E x 21 x c`` for ``0e + 1o`` features and ``l <= 2`` harmonics) alive for the
+backward pass, and force training differentiates twice, so they appear again in the force
+graph: they dominate the memory of a training step.
+
+Here ``A`` is one of the four partial derivatives of the quadrilinear form
+``Q(Y, R, H, G) = sum_{i, k, c} G[i, k, c] A[i, k, c]``; the derivatives with respect to ``Y``,
+``R`` and ``H`` are the other three, and the derivative of any of them is again one of the four
+(with the differentiated slot filled by the incoming gradient). :class:`_Convolution` computes
+whichever slot is missing from the other three, looping over chunks of edges, and saves only
+its inputs (edge harmonics, bond weights, node features), so no per-edge product outlives its
+chunk at any order of differentiation.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from .linear import channels_of
+
+__all__ = ["EdgeTensorProduct", "Edges"]
+
+# Edges per chunk: large enough that Python overhead is small, small enough that the per-chunk
+# products (chunk x 21 x channels) stay in cache-friendly sizes.
+_EDGE_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class Edges:
+    """Who sends to whom: ``receivers``/``senders`` ``[E]`` (the message ``j -> i`` goes to
+    ``i``), ``bond_of_edge`` ``[E]`` (row of the per-bond radial weights; ``None``: one row per
+    edge), and the node and bond counts."""
+
+    receivers: torch.Tensor
+    senders: torch.Tensor
+    bond_of_edge: torch.Tensor | None
+    num_nodes: int
+    num_bonds: int
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.receivers.shape[0])
+
+    def chunks(self) -> Iterator[tuple[int, int]]:
+        for start in range(0, self.num_edges, _EDGE_CHUNK):
+            yield start, min(self.num_edges, start + _EDGE_CHUNK)
+
+
+@dataclass(frozen=True)
+class _Block:
+    """The paths from one irrep of the node features, stored next to each other."""
+
+    in_start: int  # first row of H
+    d_in: int
+    row_start: int  # first row of A (rows grouped by input block)
+    num_rows: int
+    path_start: int  # first path (column block of R)
+    num_paths: int
+    path_of_row: torch.Tensor  # [num_rows] path of each row, counted from path_start
+    coupling: torch.Tensor  # [D_sh, num_rows * d_in]: sh @ this gives the [rows, d_in] matrices
+
+
+@dataclass(frozen=True)
+class _Plan:
+    channels: int
+    in_dim: int
+    sh_dim: int
+    out_dim: int
+    num_paths: int
+    blocks: list[_Block]
+
+
+def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[index]`` for ``[N, ...]`` (gathering whole rows of a 2-D view is faster)."""
+    return x.reshape(x.shape[0], -1).index_select(0, index).view(-1, *x.shape[1:])
+
+
+def _radial(plan: _Plan, edges: Edges, radial: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """``[chunk, num_paths, c]`` weights of a chunk's edges."""
+    rows = radial[start:stop] if edges.bond_of_edge is None else radial.index_select(0, edges.bond_of_edge[start:stop])
+    return rows.view(stop - start, plan.num_paths, plan.channels)
+
+
+def _coupling(block: _Block, sh: torch.Tensor) -> torch.Tensor:
+    return (sh @ block.coupling).view(sh.shape[0], block.num_rows, block.d_in)
+
+
+def _row_weights(block: _Block, weights: torch.Tensor) -> torch.Tensor:
+    """``[chunk, rows, c]``: each row's path weight."""
+    return weights[:, block.path_start : block.path_start + block.num_paths].index_select(1, block.path_of_row)
+
+
+def _bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Batched ``[B, p, q] @ [B, q, r]``; broadcast products where a dimension is 1 or ``q`` is
+    small (``bmm`` is slow on many tiny matrices)."""
+    if a.shape[2] <= 3:
+        out = torch.mul(a[:, :, :1], b[:, :1], out=out)
+        for k in range(1, a.shape[2]):
+            out.addcmul_(a[:, :, k : k + 1], b[:, k : k + 1])
+        return out
+    if a.shape[1] == 1:
+        return torch.sum(a.transpose(1, 2) * b, dim=1, keepdim=True, out=out)
+    return torch.bmm(a, b, out=out)
+
+
+def _atomic_basis(plan: _Plan, edges: Edges, sh: torch.Tensor, radial: torch.Tensor, node: torch.Tensor) -> torch.Tensor:
+    """``A [N, K, c]``: the neighbour sums."""
+    out = node.new_zeros(edges.num_nodes, plan.out_dim, plan.channels)
+    for start, stop in edges.chunks():
+        chunk_sh = sh[start:stop]
+        weights = _radial(plan, edges, radial, start, stop)
+        senders = _rows(node, edges.senders[start:stop])
+        messages = node.new_empty(stop - start, plan.out_dim, plan.channels)
+        for block in plan.blocks:
+            rows = messages[:, block.row_start : block.row_start + block.num_rows]
+            _bmm(_coupling(block, chunk_sh), senders[:, block.in_start : block.in_start + block.d_in], out=rows)
+            rows.mul_(_row_weights(block, weights))
+        out.index_add_(0, edges.receivers[start:stop], messages)
+    return out
+
+
+def _node_gradient(plan: _Plan, edges: Edges, sh: torch.Tensor, radial: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """``dQ/dH [N, D_in, c]``."""
+    out = grad.new_zeros(edges.num_nodes, plan.in_dim, plan.channels)
+    for start, stop in edges.chunks():
+        chunk_sh = sh[start:stop]
+        weights = _radial(plan, edges, radial, start, stop)
+        received = _rows(grad, edges.receivers[start:stop])
+        back = grad.new_zeros(stop - start, plan.in_dim, plan.channels)
+        for block in plan.blocks:
+            weighted = received[:, block.row_start : block.row_start + block.num_rows] * _row_weights(block, weights)
+            coupling_t = _coupling(block, chunk_sh).transpose(1, 2)
+            back[:, block.in_start : block.in_start + block.d_in] += _bmm(coupling_t, weighted)
+        out.index_add_(0, edges.senders[start:stop], back)
+    return out
+
+
+def _radial_gradient(plan: _Plan, edges: Edges, sh: torch.Tensor, node: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """``dQ/dR [bonds, num_paths * c]``."""
+    out = grad.new_zeros(edges.num_bonds, plan.num_paths * plan.channels)
+    for start, stop in edges.chunks():
+        chunk_sh = sh[start:stop]
+        senders = _rows(node, edges.senders[start:stop])
+        received = _rows(grad, edges.receivers[start:stop])
+        chunk = grad.new_zeros(stop - start, plan.num_paths, plan.channels)
+        for block in plan.blocks:
+            coupled = _bmm(_coupling(block, chunk_sh), senders[:, block.in_start : block.in_start + block.d_in])
+            coupled.mul_(received[:, block.row_start : block.row_start + block.num_rows])
+            chunk[:, block.path_start : block.path_start + block.num_paths].index_add_(1, block.path_of_row, coupled)
+        chunk = chunk.view(stop - start, -1)
+        if edges.bond_of_edge is None:
+            out[start:stop] = chunk
+        else:
+            out.index_add_(0, edges.bond_of_edge[start:stop], chunk)
+    return out
+
+
+def _sh_gradient(plan: _Plan, edges: Edges, radial: torch.Tensor, node: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """``dQ/dY [E, D_sh]``."""
+    out = grad.new_zeros(edges.num_edges, plan.sh_dim)
+    for start, stop in edges.chunks():
+        weights = _radial(plan, edges, radial, start, stop)
+        senders = _rows(node, edges.senders[start:stop])
+        received = _rows(grad, edges.receivers[start:stop])
+        chunk_out = out[start:stop]
+        for block in plan.blocks:
+            weighted = received[:, block.row_start : block.row_start + block.num_rows] * _row_weights(block, weights)
+            h = senders[:, block.in_start : block.in_start + block.d_in]
+            outer = torch.bmm(weighted, h.transpose(1, 2))  # [chunk, rows, d_in], summed over channels
+            chunk_out.addmm_(outer.reshape(stop - start, -1), block.coupling.T)
+    return out
+
+
+class _Convolution(torch.autograd.Function):
+    """The missing one of ``(sh, radial, node, grad)`` as the partial derivative of ``Q``."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx,
+        plan: _Plan,
+        edges: Edges,
+        sh: torch.Tensor | None,
+        radial: torch.Tensor | None,
+        node: torch.Tensor | None,
+        grad: torch.Tensor | None,
+    ) -> torch.Tensor:
+        slots = (sh, radial, node, grad)
+        missing = [k for k, t in enumerate(slots) if t is None]
+        if len(missing) != 1:
+            raise ValueError("exactly one of sh, radial, node, grad must be None")
+        ctx.plan, ctx.edges, ctx.missing = plan, edges, missing[0]
+        ctx.save_for_backward(*slots)
+        return _evaluate(plan, edges, slots, missing[0])
+
+    @staticmethod
+    def backward(ctx, out_grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        slots = list(ctx.saved_tensors)
+        slots[ctx.missing] = out_grad
+        grads: list[torch.Tensor | None] = [None] * 4
+        for k in range(4):
+            if k != ctx.missing and ctx.needs_input_grad[2 + k]:
+                args = list(slots)
+                args[k] = None
+                grads[k] = _Convolution.apply(ctx.plan, ctx.edges, *args)
+        return (None, None, *grads)
+
+
+def _evaluate(plan: _Plan, edges: Edges, slots: tuple[torch.Tensor | None, ...], missing: int) -> torch.Tensor:
+    sh, radial, node, grad = slots
+    if missing == 3:
+        assert sh is not None and radial is not None and node is not None
+        return _atomic_basis(plan, edges, sh, radial, node)
+    assert grad is not None
+    if missing == 2:
+        assert sh is not None and radial is not None
+        return _node_gradient(plan, edges, sh, radial, grad)
+    if missing == 1:
+        assert sh is not None and node is not None
+        return _radial_gradient(plan, edges, sh, node, grad)
+    assert radial is not None and node is not None
+    return _sh_gradient(plan, edges, radial, node, grad)
+
+
+class EdgeTensorProduct(nn.Module):
+    """Neighbour sum of channel-wise tensor products of sender features with edge harmonics.
+
+    For every path ``l_in ⊗ l_sh -> l_out`` (``l_out`` among the target irreps) and channel,
+    the message is ``w[bond, path, c] * sqrt(2 l_out + 1) * C(l_in, l_sh, l_out) h_j ⊗ Y(r_ij)``
+    (e3nn's ``"uvu"`` tensor product with weights per edge), summed over the neighbours ``j``
+    of each atom. Computed by the fused operation of this module's docstring.
+
+    Shapes: ``node [N, D_in, c]``, ``sh [E, D_sh]``, ``radial [bonds, num_paths * c]`` ->
+    ``[N, D_out, c]`` with irreps :attr:`irreps_out` (one block per path, grouped by irrep).
+
+    Examples
+    --------
+    >>> EdgeTensorProduct(o3.Irreps("8x0e + 8x1o"), o3.Irreps("0e + 1o + 2e"), o3.Irreps("8x0e + 8x1o + 8x2e"))
+    EdgeTensorProduct(8x0e+8x1o ⊗ 1x0e+1x1o+1x2e -> 8x0e+8x0e+8x1o+8x1o+8x1o+8x2e+8x2e | 7 paths, 56 weights per edge)
+    """
+
+    def __init__(self, irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_target: o3.Irreps) -> None:
+        super().__init__()
+        self.irreps_in = o3.Irreps(irreps_in)
+        self.irreps_sh = o3.Irreps(irreps_sh)
+        self.channels = channels_of(self.irreps_in, "the node irreps")
+        targets = {ir for _, ir in o3.Irreps(irreps_target)}
+        sh_starts = [s.start for s in self.irreps_sh.slices()]
+        dtype = torch.get_default_dtype()
+        # paths in the order (input irrep, harmonic, output irrep): the radial MLP's columns
+        self.paths: list[tuple[int, int, o3.Irrep]] = []  # (input irrep, harmonic, output irrep)
+        self.path_irreps: list[o3.Irrep] = []
+        self._layout: list[tuple[int, int, int, int, int, int]] = []
+        row = in_start = 0
+        for block_index, (_, ir_in) in enumerate(self.irreps_in):
+            first_row, first_path = row, len(self.path_irreps)
+            path_of_row: list[int] = []
+            coupling = torch.zeros(self.irreps_sh.dim, 0, ir_in.dim, dtype=torch.float64)
+            for sh_index, ((_, ir_sh), sh_start) in enumerate(zip(self.irreps_sh, sh_starts, strict=True)):
+                for ir_out in ir_in * ir_sh:
+                    if ir_out not in targets:
+                        continue
+                    w3j = o3.wigner_3j(ir_in.l, ir_sh.l, ir_out.l, dtype=torch.float64) * math.sqrt(ir_out.dim)
+                    block = torch.zeros(self.irreps_sh.dim, ir_out.dim, ir_in.dim, dtype=torch.float64)
+                    block[sh_start : sh_start + ir_sh.dim] = w3j.permute(1, 2, 0)  # [sh, out, in]
+                    coupling = torch.cat([coupling, block], dim=1)
+                    path_of_row += [len(self.path_irreps) - first_path] * ir_out.dim
+                    self.path_irreps.append(ir_out)
+                    self.paths.append((block_index, sh_index, ir_out))
+                    row += ir_out.dim
+            self.register_buffer(
+                f"coupling_{block_index}", coupling.reshape(self.irreps_sh.dim, -1).to(dtype), persistent=False
+            )
+            self.register_buffer(f"path_of_row_{block_index}", torch.tensor(path_of_row, dtype=torch.long), persistent=False)
+            self._layout.append((in_start, ir_in.dim, first_row, row - first_row, first_path, len(self.path_irreps) - first_path))
+            in_start += ir_in.dim
+        self.num_paths = len(self.path_irreps)
+        self._out_dim = row
+        # the rows come grouped by input irrep; the output lists them grouped by output irrep
+        row_irreps = [ir for ir in self.path_irreps for _ in range(ir.dim)]
+        starts = list(itertools.accumulate([ir.dim for ir in self.path_irreps], initial=0))
+        by_irrep = sorted(range(self.num_paths), key=lambda k: self.path_irreps[k])
+        order = [starts[k] + m for k in by_irrep for m in range(self.path_irreps[k].dim)]
+        self.register_buffer("to_output_order", torch.tensor(order, dtype=torch.long), persistent=False)
+        self.irreps_out = o3.Irreps([(self.channels, self.path_irreps[k]) for k in by_irrep])
+        assert len(row_irreps) == self._out_dim
+        self._in_dim = self.irreps_in.dim // self.channels
+
+    @property
+    def weight_numel(self) -> int:
+        """Weights each edge needs (from the radial MLP): one per path and channel, the paths in
+        the order of :attr:`path_irreps`."""
+        return self.num_paths * self.channels
+
+    def _plan(self) -> _Plan:
+        blocks = [
+            _Block(in_start, d_in, row_start, rows, path_start, paths,
+                   getattr(self, f"path_of_row_{k}"), getattr(self, f"coupling_{k}"))
+            for k, (in_start, d_in, row_start, rows, path_start, paths) in enumerate(self._layout)
+        ]
+        return _Plan(self.channels, self._in_dim, self.irreps_sh.dim, self._out_dim, self.num_paths, blocks)
+
+    def forward(self, node: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor, edges: Edges) -> torch.Tensor:
+        summed = _Convolution.apply(self._plan(), edges, sh, radial, node.contiguous(), None)
+        return summed.index_select(1, self.to_output_order)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.irreps_in} ⊗ {self.irreps_sh} -> {self.irreps_out} | "
+            f"{self.num_paths} paths, {self.weight_numel} weights per edge"
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"

@@ -1,0 +1,103 @@
+"""Edge-level helpers that keep MACE's training memory low.
+
+Training differentiates twice (forces are ``-dE/dr``, then the loss on forces is differentiated
+with respect to the weights), so every tensor autograd saves in the forward pass, and in the
+force computation, stays alive until the end of the step. The largest tensors are per edge.
+
+- :func:`scatter_sum` / :func:`gather`: sum edge rows into nodes and back. ``torch.index_add``
+  saves its (per-edge) source for the backward pass although the gradient needs only the index;
+  these save the index alone, at every order of differentiation.
+- :func:`reverse_pairs`: a full neighbour list holds each bond twice (``i -> j`` and
+  ``j -> i``, with exactly opposite vectors); a function of the distance alone, such as the
+  radial MLP, needs evaluating once per bond.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["gather", "reverse_pairs", "scatter_sum"]
+
+
+class _ScatterSum(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(index)
+        return src.new_zeros((dim_size, *src.shape[1:])).index_add_(0, index, src)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        (index,) = ctx.saved_tensors
+        return _Gather.apply(grad, index), None, None
+
+
+class _Gather(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(index)
+        ctx.dim_size = src.shape[0]
+        return src.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (index,) = ctx.saved_tensors
+        return _ScatterSum.apply(grad, index, ctx.dim_size), None
+
+
+def scatter_sum(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
+    """Sum rows of ``src`` ``[E, ...]`` into ``dim_size`` rows by ``index`` ``[E]``; saves only ``index``.
+
+    Examples
+    --------
+    >>> scatter_sum(torch.ones(3, 2), torch.tensor([0, 2, 0]), 3)
+    tensor([[2., 2.],
+            [0., 0.],
+            [1., 1.]])
+    """
+    return _ScatterSum.apply(src, index, dim_size)
+
+
+def gather(src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows ``src[index]`` (the transpose of :func:`scatter_sum`); saves only ``index``."""
+    return _Gather.apply(src, index)
+
+
+def reverse_pairs(edge_index: torch.Tensor, edge_vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One representative edge per bond: ``(representatives [U], bond_of_edge [E])``.
+
+    Edges ``i -> j`` and ``j -> i`` whose vectors are exact negatives (bit for bit, as the
+    training module builds them) form one bond; every other edge is a bond of its own, so the
+    result is always correct and at worst saves nothing. Because the two edges of a bond have
+    the same length as a function of the positions, a radial function evaluated on the
+    representative has the right derivatives for both.
+
+    Examples
+    --------
+    >>> vectors = torch.tensor([[1.0, 0.0, 0.0], [-1.0, -0.0, -0.0], [0.0, 2.0, 0.0]])
+    >>> reverse_pairs(torch.tensor([[0, 1, 0], [1, 0, 2]]), vectors)
+    (tensor([0, 2]), tensor([0, 0, 1]))
+    """
+    i, j = edge_index
+    vectors = edge_vectors.detach()
+    # orient each bond one way: from the lower atom index; a self-image (i == j) so that its
+    # first non-zero component is positive
+    first_nonzero = torch.argmax((vectors != 0).to(torch.int8), dim=1, keepdim=True)
+    negative_first = vectors.gather(1, first_nonzero).squeeze(1) < 0
+    flip = (i > j) | ((i == j) & negative_first)
+    oriented = torch.where(flip.unsqueeze(1), -vectors, vectors) + 0.0  # + 0.0 turns -0.0 into 0.0
+    bits = oriented.contiguous().view(torch.int32 if vectors.dtype == torch.float32 else torch.int64).long()
+    pair = torch.minimum(i, j) * (int(edge_index.max()) + 1 if i.numel() else 1) + torch.maximum(i, j)
+    keys = torch.cat([pair.unsqueeze(1), bits], dim=1)
+    # lexicographic order by stable sorts from the last key to the first (sorting rows with
+    # torch.unique(dim=0) is slow); equal keys are then adjacent
+    n_edges = edge_index.shape[1]
+    order = torch.arange(n_edges, device=edge_index.device)
+    for column in range(keys.shape[1] - 1, -1, -1):
+        order = order[torch.sort(keys[order, column], stable=True).indices]
+    ordered = keys[order]
+    starts = torch.ones(n_edges, dtype=torch.bool, device=edge_index.device)
+    starts[1:] = (ordered[1:] != ordered[:-1]).any(dim=1)
+    bond_of_edge = torch.empty_like(order)
+    bond_of_edge[order] = torch.cumsum(starts, dim=0) - 1
+    representatives = order[starts]
+    return representatives, bond_of_edge

@@ -1,0 +1,205 @@
+"""MACE's product basis: higher body-order features from powers of the atomic basis.
+
+For each output irrep ``L`` and channel ``c``, with ``A = A_i[:, c]`` (irreps ``0e+1o+2e+...``)::
+
+    B[M, c] = sum_{nu=1..correlation} sum_k w_nu[element, k, c] sum_{i1..inu} U_nu[M, i1..inu, k] A_i1 ... A_inu
+
+``U_nu`` are the generalised Clebsch-Gordan coefficients of :mod:`.coupling`. Products of
+``nu`` copies of ``A`` carry body order ``nu + 1``; a layer with correlation 3 sees four-body
+terms at once. Here the sum over ``i1..inu`` runs over monomials (``i1 <= ... <= inu``), built
+one order from the previous, and only the monomials with a non-zero coefficient are kept.
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from .coupling import coupling_basis, monomial_parents, symmetrise
+from .linear import IrrepsLinear, channels_of
+
+__all__ = ["ProductBasisBlock", "SymmetricContraction"]
+
+_ZERO = 1e-10
+
+
+def _nonzero_rows(coefficients: torch.Tensor) -> torch.Tensor:
+    """``[P]`` mask of the monomials with a non-zero coefficient in ``[M, P, K]``."""
+    return coefficients.abs().amax(dim=(0, 2)) > _ZERO
+
+
+def _block_diagonal(dim: int, blocks: list[torch.Tensor]) -> torch.Tensor:
+    """``[M, sum P, sum K]`` with the ``[M, P, K]`` blocks on the diagonal."""
+    out = torch.zeros(dim, sum(b.shape[1] for b in blocks), sum(b.shape[2] for b in blocks), dtype=torch.float64)
+    row = col = 0
+    for block in blocks:
+        out[:, row : row + block.shape[1], col : col + block.shape[2]] = block
+        row, col = row + block.shape[1], col + block.shape[2]
+    return out
+
+
+class _MonomialChain:
+    """The monomials to evaluate, order by order, and how to build each from the previous order.
+
+    ``used[nu]`` marks the monomials of order ``nu + 1`` some output needs; their factors of lower
+    order are needed too. Order 1 is the input itself. ``parents[nu - 2]``, ``lasts[nu - 2]``:
+    monomial ``p`` of order ``nu`` is ``previous[parent[p]] * x[last[p]]`` (indices within the
+    kept monomials); ``columns[nu - 1]``: column of each monomial of order ``nu`` in the
+    concatenation of the kept monomials of all orders (-1 if not kept).
+    """
+
+    def __init__(self, dim: int, used: list[torch.Tensor]) -> None:
+        correlation = len(used)
+        needed = [mask.clone() for mask in used]
+        needed[0][:] = True
+        links = [monomial_parents(dim, nu) for nu in range(2, correlation + 1)]
+        for nu in range(correlation, 1, -1):  # a needed monomial needs its parent
+            parent, _ = links[nu - 2]
+            needed[nu - 2][parent[needed[nu - 1]]] = True
+        kept = [torch.nonzero(mask).flatten() for mask in needed]
+        local = []  # monomial index -> position among the kept ones of its order
+        for mask, indices in zip(needed, kept, strict=True):
+            position = torch.full((mask.numel(),), -1, dtype=torch.long)
+            position[indices] = torch.arange(len(indices))
+            local.append(position)
+        self.parents = [local[nu - 2][links[nu - 2][0][kept[nu - 1]]] for nu in range(2, correlation + 1)]
+        self.lasts = [links[nu - 2][1][kept[nu - 1]] for nu in range(2, correlation + 1)]
+        offsets = [sum(len(k) for k in kept[:nu]) for nu in range(correlation)]
+        self.columns = [torch.where(position >= 0, position + offset, position) for position, offset in zip(local, offsets, strict=True)]
+
+
+class SymmetricContraction(nn.Module):
+    """Weighted sum of the symmetric powers of the atomic basis, coupled to each output irrep.
+
+    Shapes: ``x [N, D_in, c]`` -> ``[N, D_out, c]``. The weights ``w_nu`` have shape
+    ``[num_elements, K, c]`` for each output irrep and order ``nu`` (``K`` coupling paths), drawn
+    from ``N(0, 1) / K`` as in the reference.
+
+    Examples
+    --------
+    >>> SymmetricContraction(o3.Irreps("4x0e + 4x1o + 4x2e"), o3.Irreps("4x0e"), correlation=3, num_elements=1)
+    SymmetricContraction(4x0e+4x1o+4x2e -> 4x0e | correlation=3, paths 0e:[1, 3, 11] | 60 weights)
+    """
+
+    def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, correlation: int, num_elements: int) -> None:
+        super().__init__()
+        self.irreps_in = o3.Irreps(irreps_in)
+        self.irreps_out = o3.Irreps(irreps_out)
+        self.correlation = int(correlation)
+        self.num_elements = int(num_elements)
+        if self.correlation < 1:
+            raise ValueError(f"correlation must be at least 1, got {correlation}")
+        self.channels = channels_of(self.irreps_in, "the atomic-basis irreps")
+        if channels_of(self.irreps_out, "the product irreps") != self.channels:
+            raise ValueError(f"the product keeps the channels: {self.irreps_in} -> {self.irreps_out}")
+        coupling = o3.Irreps([(1, ir) for _, ir in self.irreps_in])
+
+        # folded coefficients per output irrep and order: [2L+1, P_nu, K] (P_nu monomials)
+        folded = [
+            [symmetrise(coupling_basis(coupling, nu, ir)) for nu in range(1, self.correlation + 1)]
+            for _, ir in self.irreps_out
+        ]
+        self.num_paths = [[s.shape[-1] for s in per_order] for per_order in folded]
+        used = [
+            torch.stack([_nonzero_rows(per_order[nu]) for per_order in folded]).any(dim=0)
+            for nu in range(self.correlation)
+        ]
+        chain = _MonomialChain(coupling.dim, used)
+        for nu in range(2, self.correlation + 1):
+            self.register_buffer(f"parent_{nu}", chain.parents[nu - 2], persistent=False)
+            self.register_buffer(f"last_{nu}", chain.lasts[nu - 2], persistent=False)
+
+        dtype = torch.get_default_dtype()
+        self.weights = nn.ParameterList()
+        self._outputs: list[tuple[int, list[int]]] = []  # (irrep dim, indices into self.weights)
+        for index, ((_, ir), per_order) in enumerate(zip(self.irreps_out, folded, strict=True)):
+            columns: list[torch.Tensor] = []
+            blocks: list[torch.Tensor] = []
+            weight_ids: list[int] = []
+            for nu, coefficients in enumerate(per_order):
+                num_paths = coefficients.shape[-1]
+                if num_paths == 0:
+                    continue
+                rows = torch.nonzero(_nonzero_rows(coefficients)).flatten()
+                columns.append(chain.columns[nu][rows])
+                blocks.append(coefficients[:, rows])
+                weight_ids.append(len(self.weights))
+                self.weights.append(nn.Parameter(torch.randn(self.num_elements, num_paths, self.channels) / num_paths))
+            # block diagonal over the orders: [2L+1, monomials used, paths]
+            self.register_buffer(f"columns_{index}", torch.cat(columns) if columns else torch.zeros(0, dtype=torch.long), persistent=False)
+            self.register_buffer(f"coefficients_{index}", _block_diagonal(ir.dim, blocks).to(dtype), persistent=False)
+            self._outputs.append((ir.dim, weight_ids))
+
+    def _monomials(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [c, N, D]`` -> the kept monomials of every order, ``[c, N, P]``."""
+        terms = [x]
+        previous = x
+        for nu in range(2, self.correlation + 1):
+            parent = getattr(self, f"parent_{nu}")
+            last = getattr(self, f"last_{nu}")
+            previous = previous.index_select(2, parent) * x.index_select(2, last)
+            terms.append(previous)
+        return torch.cat(terms, dim=2)
+
+    def forward(self, x: torch.Tensor, element_groups: list[torch.Tensor] | None) -> torch.Tensor:
+        """``x``: ``[N, D_in, c]``; ``element_groups``: atom indices of each element (``None``
+        with one element) -> ``[N, D_out, c]``."""
+        n = x.shape[0]
+        monomials = self._monomials(x.permute(2, 0, 1))  # channels first: one matrix per channel
+        outs = []
+        for index, (dim, weight_ids) in enumerate(self._outputs):
+            if not weight_ids:
+                outs.append(x.new_zeros(self.channels, n, dim))
+                continue
+            chosen = monomials.index_select(2, getattr(self, f"columns_{index}"))  # [c, N, P_L]
+            weights = torch.cat([self.weights[k] for k in weight_ids], dim=1)  # [E, K_L, c]
+            per_element = torch.einsum("mpk,ekc->ecpm", getattr(self, f"coefficients_{index}"), weights)
+            if element_groups is None:
+                outs.append(torch.bmm(chosen, per_element[0]))
+            else:
+                out = x.new_zeros(self.channels, n, dim)
+                for element, atoms in enumerate(element_groups):
+                    if len(atoms):
+                        out[:, atoms] = torch.bmm(chosen[:, atoms], per_element[element])
+                outs.append(out)
+        return torch.cat(outs, dim=2).permute(1, 2, 0)
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            for weight in self.weights:
+                weight.normal_().div_(weight.shape[1])
+
+    @property
+    def num_weights(self) -> int:
+        return sum(w.numel() for w in self.weights)
+
+    def extra_repr(self) -> str:
+        paths = ", ".join(f"{ir}:{k}" for (_, ir), k in zip(self.irreps_out, self.num_paths, strict=True))
+        return f"{self.irreps_in} -> {self.irreps_out} | correlation={self.correlation}, paths {paths} | {self.num_weights} weights"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class ProductBasisBlock(nn.Module):
+    """Symmetric contraction, a linear mix of channels, and the residual skip (when given).
+
+    Shapes: ``A [N, D_in, c]``, ``skip [N, D_out, c]`` or ``None`` -> ``[N, D_out, c]``.
+    """
+
+    def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, correlation: int, num_elements: int, use_skip: bool) -> None:
+        super().__init__()
+        self.contraction = SymmetricContraction(irreps_in, irreps_out, correlation, num_elements)
+        self.linear = IrrepsLinear(o3.Irreps(irreps_out), o3.Irreps(irreps_out))
+        self.use_skip = use_skip
+
+    def forward(self, basis: torch.Tensor, skip: torch.Tensor | None, element_groups: list[torch.Tensor] | None) -> torch.Tensor:
+        out = self.linear(self.contraction(basis, element_groups))
+        if self.use_skip and skip is not None:
+            out = out + skip
+        return out
+
+    def extra_repr(self) -> str:
+        weights = sum(p.numel() for p in self.parameters())
+        return f"skip={self.use_skip} | {weights} weights"
