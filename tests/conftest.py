@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-# two cores on CI: one thread per test process keeps timings predictable
-torch.set_num_threads(max(1, int(os.environ.get("PHYSICSML_LIKE_TEST_THREADS", "2"))))
+# One torch thread by default. The test models are tiny: their per-edge tensors sit just above
+# torch's grain size, so with two threads nearly every op opens an OpenMP region, and on a busy
+# 2-core machine each region waits for a descheduled thread (a MACE learning test took 68 s on two
+# threads and 8 s on one). Set PHYSICSML_LIKE_TEST_THREADS to use more.
+torch.set_num_threads(max(1, int(os.environ.get("PHYSICSML_LIKE_TEST_THREADS", "1"))))
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -36,9 +36,6 @@ from .contract import (
 
 ARCH = {"num_tensor_features": 4, "num_layers": 2, "l_max": 2, "two_body_latent_mlp": [16, 16], "latent_mlp": [16], "edge_eng_mlp": [8]}
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 @pytest.fixture(scope="module")
 def molecule_model(tmp_path_factory, ethanol) -> AllegroModel:
     config = small_config(tmp_path_factory.mktemp("runs"),

@@ -239,7 +239,7 @@ def test_fused_convolution_derivatives(monkeypatch) -> None:
     monkeypatch.setattr(convolution, "_EDGE_CHUNK", 5)  # several chunks
     tp = EdgeTensorProduct(o3.Irreps("2x0e + 2x1o"), o3.Irreps.spherical_harmonics(2), o3.Irreps("2x0e + 2x1o + 2x2e")).double()
     generator = torch.Generator().manual_seed(0)
-    n_nodes, n_edges, n_bonds = 4, 12, 8
+    n_nodes, n_edges, n_bonds = 3, 7, 4
     edges = Edges(torch.randint(0, n_nodes, (n_edges,), generator=generator), torch.randint(0, n_nodes, (n_edges,), generator=generator),
                   torch.randint(0, n_bonds, (n_edges,), generator=generator), n_nodes, n_bonds)
     inputs = (torch.randn(n_nodes, 4, 2, dtype=torch.float64, requires_grad=True),

@@ -32,9 +32,6 @@ from .contract import (
 
 ARCH = {"num_features": 4, "num_layers": 3, "max_ell": 2, "radial_mlp": [16]}
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 @pytest.fixture(scope="module")
 def molecule_model(tmp_path_factory, ethanol) -> NequIPModel:
     config = small_config(tmp_path_factory.mktemp("runs"),
