@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from ase import units
 from ase.filters import FrechetCellFilter
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.velocitydistribution import thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 
@@ -45,7 +45,7 @@ def test_calculator_agrees_with_predict(molecule_model, copper_model, ethanol, c
 def test_nve_dynamics_conserves_energy(molecule_model, ethanol) -> None:
     atoms = ethanol[100].copy()
     atoms.calc = molecule_model.to_ase_calculator()
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    thermalize_momenta(atoms, temperature_K=300, rng=np.random.default_rng(0))
     dynamics = VelocityVerlet(atoms, 0.25 * units.fs)
     energies = []
     for _ in range(200):
