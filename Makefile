@@ -31,6 +31,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/data_pipeline.py
+	$(PY) benchmarks/families.py
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict

@@ -4,14 +4,20 @@ In a page, ``{{ config_table("physicsml_like.config:DataModuleConfig") }}`` beco
 the model's fields (name, type, default, description from the field's docstring). Fields
 inherited from ``ModelConfig`` are left out of family tables with ``own_fields_only=True``
 (the default for family configs), since the shared sections have their own page.
+
+``{{ benchmark_results("families.md") }}`` inserts a committed results file of
+``benchmarks/results/`` (its headings moved one level down), so the numbers live in one file.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
+from pathlib import Path
 from typing import Any
 
+_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+_RESULTS_CALL = re.compile(r"\{\{\s*benchmark_results\(\s*\"([^\"]+)\"\s*\)\s*\}\}")
 _CALL = re.compile(r"\{\{\s*config_table\(\s*\"([^\"]+)\"\s*(?:,\s*own_fields_only\s*=\s*(True|False))?\s*\)\s*\}\}")
 
 
@@ -64,4 +70,12 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
         own = match.group(2)
         return config_table(match.group(1), None if own is None else own == "True")
 
-    return _CALL.sub(replace, markdown)
+    return _RESULTS_CALL.sub(lambda match: benchmark_results(match.group(1)), _CALL.sub(replace, markdown))
+
+
+def benchmark_results(name: str) -> str:
+    """The results file, headings one level down; a clear note when it has not been produced."""
+    path = _RESULTS / name
+    if not path.exists():
+        return f"*No results yet: run the benchmark to write `benchmarks/results/{name}`.*"
+    return re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", path.read_text(), flags=re.MULTILINE)
