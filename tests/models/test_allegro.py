@@ -26,63 +26,13 @@ from physicsml_like.training.builder import default_dtype
 from .contract import (
     MOLECULE_TARGETS,
     PERIODIC_TARGETS,
-    check_forces_are_gradients,
+    FamilyContract,
     check_learns,
-    check_periodic_consistency,
-    check_save_load,
     check_symmetries,
     small_config,
 )
 
 ARCH = {"num_tensor_features": 4, "num_layers": 2, "l_max": 2, "two_body_latent_mlp": [16, 16], "latent_mlp": [16], "edge_eng_mlp": [8]}
-
-@pytest.fixture(scope="module")
-def molecule_model(tmp_path_factory, ethanol) -> AllegroModel:
-    config = small_config(tmp_path_factory.mktemp("runs"),
-                          {**MOLECULE_TARGETS, "y_graph_vector": "dipole", "y_node_scalars": ["charges"]},
-                          model_dtype="float64", **ARCH)
-    return AllegroModel(config).initialise(ethanol[:20])
-
-
-@pytest.fixture(scope="module")
-def periodic_model(tmp_path_factory, cu_frames) -> AllegroModel:
-    config = small_config(tmp_path_factory.mktemp("runs"), PERIODIC_TARGETS, model_dtype="float64",
-                          per_layer_cutoffs=[4.0, 3.5, 3.0], **ARCH)
-    return AllegroModel(config).initialise(cu_frames[:20])
-
-
-def test_symmetries(molecule_model, periodic_model, ethanol, cu_frames) -> None:
-    check_symmetries(molecule_model, ethanol[7])
-    check_symmetries(periodic_model, cu_frames[8])
-
-
-def test_periodic_consistency_and_stress(periodic_model) -> None:
-    check_periodic_consistency(periodic_model)
-
-
-def test_forces_are_gradients(molecule_model, periodic_model, ethanol, cu_frames) -> None:
-    check_forces_are_gradients(molecule_model, ethanol[3])
-    check_forces_are_gradients(periodic_model, cu_frames[3])
-
-
-def test_save_load(molecule_model, ethanol, tmp_path: Path) -> None:
-    check_save_load(molecule_model, ethanol[:4], tmp_path / "allegro")
-
-
-def test_learns_molecular_forces(tmp_path: Path, ethanol) -> None:
-    def make() -> AllegroModel:
-        return AllegroModel(
-            datamodule={**MOLECULE_TARGETS, "cut_off": 4.5, "train": {"batch_size": 8}},
-            compute_forces=True,
-            num_tensor_features=8, num_layers=2, l_max=1,
-            two_body_latent_mlp=[32, 64], latent_mlp=[64], edge_eng_mlp=[32],
-            optimizer={"name": "Adam", "config": {"lr": 1e-2}},
-            trainer={"max_epochs": 8, "default_root_dir": str(tmp_path), "enable_progress_bar": False},
-        )
-
-    metrics = check_learns(make, ethanol[:200], ethanol[500:600], max_fraction_of_zero_force=0.42)
-    assert metrics["val/forces_mae"].iloc[-1] < metrics["val/forces_mae"].iloc[0]
-    assert metrics["val/energy_per_atom_mae"].iloc[-1] < 0.03
 
 
 def _per_atom_energies(model: AllegroModel, atoms: ase.Atoms, cutoff: float) -> torch.Tensor:
@@ -103,18 +53,6 @@ def _per_atom_energies(model: AllegroModel, atoms: ase.Atoms, cutoff: float) -> 
         return network(graph)[OUT_PER_ATOM_GRAPH_SCALARS][:, 0]
 
 
-def test_strictly_local(molecule_model) -> None:
-    """An atom's energy depends on its neighbours only, not on their neighbours (unlike message
-    passing): moving C, 6 Å from A but within B's cutoff, leaves A's energy unchanged."""
-    cutoff = molecule_model.config.datamodule.cut_off
-    chain = ase.Atoms("COC", positions=[[0, 0, 0], [3.0, 0, 0], [6.0, 0, 0]])
-    moved = chain.copy()
-    moved.positions[2] = [5.5, 1.0, 0.3]
-    before, after = _per_atom_energies(molecule_model, chain, cutoff), _per_atom_energies(molecule_model, moved, cutoff)
-    assert abs(float(before[0] - after[0])) < 1e-12
-    assert abs(float(before[1] - after[1])) > 1e-6  # B sees C move
-
-
 def _dimer_energy(model: AllegroModel, distance: float) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # beyond the cutoff the two atoms have no neighbour
@@ -122,15 +60,55 @@ def _dimer_energy(model: AllegroModel, distance: float) -> float:
         return float(model.predict([pair])["energy"][0])
 
 
-def test_per_layer_cutoffs_are_smooth_and_bound_the_pair_energy(periodic_model) -> None:
-    # cutoffs [4.0, 3.5, 3.0]: continuous where a layer lets go of a pair ...
-    for r in (3.5, 3.0):
-        assert abs(_dimer_energy(periodic_model, r - 1e-7) - _dimer_energy(periodic_model, r + 1e-7)) < 1e-9
-    # ... and beyond the last cutoff the pair's energy is zero: only the two atoms' shifts remain
-    far = _dimer_energy(periodic_model, 3.2)
-    assert far == pytest.approx(_dimer_energy(periodic_model, 3.9), abs=1e-12)
-    assert far == pytest.approx(_dimer_energy(periodic_model, 8.0), abs=1e-12)
-    assert abs(_dimer_energy(periodic_model, 2.6) - far) > 1e-6
+class TestAllegro(FamilyContract):
+    model_class = AllegroModel
+    arch = ARCH
+    periodic_fields = {"per_layer_cutoffs": [4.0, 3.5, 3.0]}
+
+    def test_strictly_local(self, molecule_model: AllegroModel) -> None:
+        """An atom's energy depends on its neighbours only, not on their neighbours (unlike message
+        passing): moving C, 6 Å from A but within B's cutoff, leaves A's energy unchanged."""
+        cutoff = molecule_model.config.datamodule.cut_off
+        chain = ase.Atoms("COC", positions=[[0, 0, 0], [3.0, 0, 0], [6.0, 0, 0]])
+        moved = chain.copy()
+        moved.positions[2] = [5.5, 1.0, 0.3]
+        before, after = _per_atom_energies(molecule_model, chain, cutoff), _per_atom_energies(molecule_model, moved, cutoff)
+        assert abs(float(before[0] - after[0])) < 1e-12
+        assert abs(float(before[1] - after[1])) > 1e-6  # B sees C move
+
+    def test_per_layer_cutoffs_are_smooth_and_bound_the_pair_energy(self, periodic_model: AllegroModel) -> None:
+        # cutoffs [4.0, 3.5, 3.0]: continuous where a layer lets go of a pair ...
+        for r in (3.5, 3.0):
+            assert abs(_dimer_energy(periodic_model, r - 1e-7) - _dimer_energy(periodic_model, r + 1e-7)) < 1e-9
+        # ... and beyond the last cutoff the pair's energy is zero: only the two atoms' shifts remain
+        far = _dimer_energy(periodic_model, 3.2)
+        assert far == pytest.approx(_dimer_energy(periodic_model, 3.9), abs=1e-12)
+        assert far == pytest.approx(_dimer_energy(periodic_model, 8.0), abs=1e-12)
+        assert abs(_dimer_energy(periodic_model, 2.6) - far) > 1e-6
+
+    def test_every_layer_says_what_it_is(self, molecule_model: AllegroModel) -> None:
+        text = repr(molecule_model.module.network)
+        assert "trainable weights" in text and "cutoffs=[4.0, 4.0, 4.0]" in text
+        assert "PairTensorProduct(1x0e+1x1o+1x2e x 1x0e+1x1o+1x2e -> " in text
+        assert "ChannelMixing" in text and " weights)" in text
+        # the last layer keeps only what the dipole head reads
+        assert "-> 4x(1x1o), resnet=True" in text
+
+
+def test_learns_molecular_forces(tmp_path: Path, ethanol) -> None:
+    def make() -> AllegroModel:
+        return AllegroModel(
+            datamodule={**MOLECULE_TARGETS, "cut_off": 4.5, "train": {"batch_size": 8}},
+            compute_forces=True,
+            num_tensor_features=8, num_layers=2, l_max=1,
+            two_body_latent_mlp=[32, 64], latent_mlp=[64], edge_eng_mlp=[32],
+            optimizer={"name": "Adam", "config": {"lr": 1e-2}},
+            trainer={"max_epochs": 8, "default_root_dir": str(tmp_path), "enable_progress_bar": False},
+        )
+
+    metrics = check_learns(make, ethanol[:200], ethanol[500:600], max_fraction_of_zero_force=0.42)
+    assert metrics["val/forces_mae"].iloc[-1] < metrics["val/forces_mae"].iloc[0]
+    assert metrics["val/energy_per_atom_mae"].iloc[-1] < 0.03
 
 
 @pytest.mark.parametrize("targets", [("0e", "1o", "2o"), ("0e",)])
@@ -170,15 +148,6 @@ def test_config_names_the_wrong_field() -> None:
         AllegroModelConfig(num_layers=1, per_layer_cutoffs=[5.0, 6.0], datamodule={"cut_off": 5.0})
     with pytest.raises(ValueError, match="latent_mlp"):
         AllegroModelConfig(two_body_latent_mlp=[32, 64], latent_mlp=[32])
-
-
-def test_every_layer_says_what_it_is(molecule_model) -> None:
-    text = repr(molecule_model.module.network)
-    assert "trainable weights" in text and "cutoffs=[4.0, 4.0, 4.0]" in text
-    assert "PairTensorProduct(1x0e+1x1o+1x2e x 1x0e+1x1o+1x2e -> " in text
-    assert "ChannelMixing" in text and " weights)" in text
-    # the last layer keeps only what the dipole head reads
-    assert "-> 4x(1x1o), resnet=True" in text
 
 
 def _long_training(tmp_path: Path, train, val, epochs: int, periodic: bool) -> pd.Series:

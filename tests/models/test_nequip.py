@@ -22,46 +22,36 @@ from physicsml_like.training.builder import default_dtype
 from .contract import (
     MOLECULE_TARGETS,
     PERIODIC_TARGETS,
-    check_forces_are_gradients,
+    FamilyContract,
+    check_energy_continuous_at_cutoff,
     check_learns,
-    check_periodic_consistency,
-    check_save_load,
     check_symmetries,
     small_config,
 )
 
 ARCH = {"num_features": 4, "num_layers": 3, "max_ell": 2, "radial_mlp": [16]}
 
-@pytest.fixture(scope="module")
-def molecule_model(tmp_path_factory, ethanol) -> NequIPModel:
-    config = small_config(tmp_path_factory.mktemp("runs"),
-                          {**MOLECULE_TARGETS, "y_graph_vector": "dipole", "y_node_scalars": ["charges"]},
-                          model_dtype="float64", **ARCH)
-    return NequIPModel(config).initialise(ethanol[:20])
 
+class TestNequIP(FamilyContract):
+    model_class = NequIPModel
+    arch = ARCH
 
-@pytest.fixture(scope="module")
-def periodic_model(tmp_path_factory, cu_frames) -> NequIPModel:
-    config = small_config(tmp_path_factory.mktemp("runs"), PERIODIC_TARGETS, model_dtype="float64", **ARCH)
-    return NequIPModel(config).initialise(cu_frames[:20])
+    def test_energy_is_continuous_at_the_cutoff(self, molecule_model: NequIPModel) -> None:
+        check_energy_continuous_at_cutoff(molecule_model)
 
+    def test_float64_model_leaves_the_default_dtype_alone(self, molecule_model: NequIPModel) -> None:
+        assert torch.get_default_dtype() == torch.float32
+        assert all(p.dtype == torch.float64 for p in molecule_model.module.network.parameters())
 
-def test_symmetries(molecule_model, periodic_model, ethanol, cu_frames) -> None:
-    check_symmetries(molecule_model, ethanol[7])
-    check_symmetries(periodic_model, cu_frames[8])
+    def test_last_block_computes_only_what_the_heads_read(self, molecule_model: NequIPModel, periodic_model: NequIPModel) -> None:
+        # with a dipole the last block keeps scalars and l=1 vectors, without one only scalars
+        assert str(molecule_model.module.network.irreps_final) == "4x0e+4x1o"
+        assert str(periodic_model.module.network.irreps_final) == "4x0e"
 
-
-def test_periodic_consistency_and_stress(periodic_model) -> None:
-    check_periodic_consistency(periodic_model)
-
-
-def test_forces_are_gradients(molecule_model, periodic_model, ethanol, cu_frames) -> None:
-    check_forces_are_gradients(molecule_model, ethanol[3])
-    check_forces_are_gradients(periodic_model, cu_frames[3])
-
-
-def test_save_load(molecule_model, ethanol, tmp_path: Path) -> None:
-    check_save_load(molecule_model, ethanol[:4], tmp_path / "nequip")
+    def test_every_layer_says_what_it_is(self, molecule_model: NequIPModel) -> None:
+        text = repr(molecule_model.module.network)
+        assert "trainable weights" in text and "per-edge weights" in text and "cutoff=4.0" in text
+        assert "Linear(4x0e+4x1o+4x1e+4x2e+4x2o -> " in text  # e3nn layers print their irreps
 
 
 def test_learns_molecular_forces(tmp_path: Path, ethanol) -> None:
@@ -101,38 +91,6 @@ def test_convolution_equals_e3nn_tensor_product() -> None:
         reference = torch.zeros(6, irreps_mid.dim, dtype=torch.float64).index_add_(0, edge_index[0], per_edge)
         assert conv.irreps_out == irreps_mid.simplify()
         torch.testing.assert_close(conv(x, edge_sh, radial, envelope, edge_index), reference, rtol=0, atol=1e-12)
-
-
-def test_energy_is_continuous_at_the_cutoff(molecule_model) -> None:
-    import warnings
-
-    import ase
-
-    cutoff = molecule_model.config.datamodule.cut_off
-    energies = []
-    for r in (cutoff - 1e-6, cutoff + 1e-6):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # beyond the cutoff the two atoms have no neighbour
-            pair = ase.Atoms("CO", positions=[[0, 0, 0], [r, 0, 0]])
-            energies.append(float(molecule_model.predict([pair])["energy"][0]))
-    assert abs(energies[0] - energies[1]) < 1e-9
-
-
-def test_float64_model_leaves_the_default_dtype_alone(molecule_model) -> None:
-    assert torch.get_default_dtype() == torch.float32
-    assert all(p.dtype == torch.float64 for p in molecule_model.module.network.parameters())
-
-
-def test_last_block_computes_only_what_the_heads_read(molecule_model, periodic_model) -> None:
-    # with a dipole the last block keeps scalars and l=1 vectors, without one only scalars
-    assert str(molecule_model.module.network.irreps_final) == "4x0e+4x1o"
-    assert str(periodic_model.module.network.irreps_final) == "4x0e"
-
-
-def test_every_layer_says_what_it_is(molecule_model) -> None:
-    text = repr(molecule_model.module.network)
-    assert "trainable weights" in text and "per-edge weights" in text and "cutoff=4.0" in text
-    assert "Linear(4x0e+4x1o+4x1e+4x2e+4x2o -> " in text  # e3nn layers print their irreps
 
 
 def test_rejects_what_it_cannot_predict() -> None:
