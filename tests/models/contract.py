@@ -14,7 +14,8 @@ from them (float64, for the symmetry checks) and runs these on both:
 - :func:`check_save_load`: a saved model predicts identically after loading.
 
 Families whose energy goes smoothly to zero at the cutoff also call
-:func:`check_energy_continuous_at_cutoff`.
+:func:`check_energy_continuous_at_cutoff`. Learning tests build their runs with
+:func:`learning_config`, the slow accuracy tests with :func:`final_metrics`.
 """
 
 from __future__ import annotations
@@ -138,6 +139,11 @@ def check_forces_are_gradients(model: PhysicsMLModel, atoms: ase.Atoms) -> None:
         assert numeric == pytest.approx(forces[atom, axis], abs=1e-6)
 
 
+def learning_config(root: Path, datamodule: dict[str, Any], *, epochs: int, lr: float, **fields: Any) -> dict[str, Any]:
+    """Settings of a learning test: :func:`small_config` trained with Adam at ``lr``."""
+    return small_config(root, datamodule, epochs=epochs, optimizer={"name": "Adam", "config": {"lr": lr}}, **fields)
+
+
 def zero_force_mae(frames: list[ase.Atoms]) -> float:
     return float(np.abs(np.concatenate([f.get_forces() for f in frames])).mean())
 
@@ -152,6 +158,17 @@ def check_learns(
     baseline = zero_force_mae(val)
     assert final < max_fraction_of_zero_force * baseline, f"val forces MAE {final:.3f} vs zero-force {baseline:.3f}"
     return metrics
+
+
+def final_metrics(
+    model_class: type[PhysicsMLModel], root: Path, train: list[ase.Atoms], val: list[ase.Atoms],
+    *, epochs: int, periodic: bool, **arch: Any,
+) -> pd.Series:
+    """The last validation metrics of a longer training (the slow accuracy tests): Adam at 1e-2,
+    with a 4.5 Å cutoff on molecules, and 4.0 Å and stress on periodic cells."""
+    datamodule = PERIODIC_TARGETS if periodic else {**MOLECULE_TARGETS, "cut_off": 4.5}
+    model = model_class(learning_config(root, datamodule, epochs=epochs, lr=1e-2, **arch)).train(train, val)
+    return pd.read_csv(model.run_dir / "metrics.csv").dropna(subset=["val/forces_mae"]).iloc[-1]
 
 
 def check_save_load(model: PhysicsMLModel, frames: list[ase.Atoms], folder: Path) -> None:

@@ -13,7 +13,6 @@ import warnings
 from pathlib import Path
 
 import ase
-import pandas as pd
 import pytest
 import torch
 from e3nn import o3
@@ -25,10 +24,11 @@ from physicsml_like.training.builder import default_dtype
 
 from .contract import (
     MOLECULE_TARGETS,
-    PERIODIC_TARGETS,
     FamilyContract,
     check_learns,
     check_symmetries,
+    final_metrics,
+    learning_config,
     small_config,
 )
 
@@ -97,14 +97,9 @@ class TestAllegro(FamilyContract):
 
 def test_learns_molecular_forces(tmp_path: Path, ethanol) -> None:
     def make() -> AllegroModel:
-        return AllegroModel(
-            datamodule={**MOLECULE_TARGETS, "cut_off": 4.5, "train": {"batch_size": 8}},
-            compute_forces=True,
-            num_tensor_features=8, num_layers=2, l_max=1,
-            two_body_latent_mlp=[32, 64], latent_mlp=[64], edge_eng_mlp=[32],
-            optimizer={"name": "Adam", "config": {"lr": 1e-2}},
-            trainer={"max_epochs": 8, "default_root_dir": str(tmp_path), "enable_progress_bar": False},
-        )
+        return AllegroModel(learning_config(tmp_path, {**MOLECULE_TARGETS, "cut_off": 4.5}, epochs=8, lr=1e-2,
+                                            num_tensor_features=8, num_layers=2, l_max=1,
+                                            two_body_latent_mlp=[32, 64], latent_mlp=[64], edge_eng_mlp=[32]))
 
     metrics = check_learns(make, ethanol[:200], ethanol[500:600], max_fraction_of_zero_force=0.42)
     assert metrics["val/forces_mae"].iloc[-1] < metrics["val/forces_mae"].iloc[0]
@@ -150,22 +145,14 @@ def test_config_names_the_wrong_field() -> None:
         AllegroModelConfig(two_body_latent_mlp=[32, 64], latent_mlp=[32])
 
 
-def _long_training(tmp_path: Path, train, val, epochs: int, periodic: bool) -> pd.Series:
-
-    datamodule = {**(PERIODIC_TARGETS if periodic else MOLECULE_TARGETS), "cut_off": 4.0 if periodic else 4.5, "train": {"batch_size": 8}}
-    model = AllegroModel(
-        datamodule=datamodule, compute_forces=True, compute_stress=periodic,
-        num_tensor_features=16, num_layers=2, l_max=2, two_body_latent_mlp=[64, 128], latent_mlp=[128], edge_eng_mlp=[64],
-        optimizer={"name": "Adam", "config": {"lr": 1e-2}},
-        trainer={"max_epochs": epochs, "default_root_dir": str(tmp_path), "enable_progress_bar": False},
-    ).train(train, val)
-    return pd.read_csv(model.run_dir / "metrics.csv").dropna(subset=["val/forces_mae"]).iloc[-1]
+#: The architecture of the slow accuracy tests.
+LONG_ARCH = {"num_tensor_features": 16, "num_layers": 2, "l_max": 2, "two_body_latent_mlp": [64, 128], "latent_mlp": [128], "edge_eng_mlp": [64]}
 
 
 @pytest.mark.slow
 def test_reaches_accuracy_on_ethanol(tmp_path: Path, ethanol) -> None:
     # measured (seed 0, one thread, ~1.5 min): forces 0.051 eV/Å, energy 2.0 meV/atom
-    final = _long_training(tmp_path, ethanol[:500], ethanol[500:600], 20, periodic=False)
+    final = final_metrics(AllegroModel, tmp_path, ethanol[:500], ethanol[500:600], epochs=20, periodic=False, **LONG_ARCH)
     assert final["val/forces_mae"] < 0.08
     assert final["val/energy_per_atom_mae"] < 0.006
 
@@ -174,7 +161,7 @@ def test_reaches_accuracy_on_ethanol(tmp_path: Path, ethanol) -> None:
 def test_reaches_accuracy_on_copper(tmp_path: Path, cu_frames) -> None:
     # measured (seed 0, one thread, ~3 min): forces 0.041 eV/Å (zero-force 0.74), energy
     # 12.8 meV/atom, stress 7.6 meV/Å^3
-    final = _long_training(tmp_path, cu_frames[:200], cu_frames[250:300], 15, periodic=True)
+    final = final_metrics(AllegroModel, tmp_path, cu_frames[:200], cu_frames[250:300], epochs=15, periodic=True, **LONG_ARCH)
     assert final["val/forces_mae"] < 0.065
     assert final["val/energy_per_atom_mae"] < 0.025
     assert final["val/stress_mae"] < 0.012

@@ -20,6 +20,7 @@ from .contract import (
     check_energy_continuous_at_cutoff,
     check_learns,
     check_symmetries,
+    learning_config,
 )
 
 REFERENCE = Path(__file__).parent / "data" / "ani_reference_aevs.npz"
@@ -163,10 +164,7 @@ def test_ani_learns_periodic_copper_forces_and_stress(tmp_path: Path, cu_frames)
     baseline 0.74) and stress MAE 0.003 eV/Å³ when calibrated; thresholds leave room for seeds."""
 
     def make() -> ANIModel:
-        return ANIModel(datamodule={**PERIODIC_TARGETS, "cut_off": 4.0, "train": {"batch_size": 8}},
-                        compute_forces=True, compute_stress=True, preset=None, hidden_sizes=[64, 32],
-                        optimizer={"name": "Adam", "config": {"lr": 5e-3}},
-                        trainer={"max_epochs": 6, "default_root_dir": str(tmp_path), "enable_progress_bar": False})
+        return ANIModel(learning_config(tmp_path, PERIODIC_TARGETS, epochs=6, lr=5e-3, preset=None, hidden_sizes=[64, 32]))
 
     metrics = check_learns(make, cu_frames[:100], cu_frames[250:290], max_fraction_of_zero_force=0.3)
     assert metrics["val/stress_mae"].iloc[-1] < 0.015

@@ -38,6 +38,7 @@ from .contract import (
     PERIODIC_TARGETS,
     FamilyContract,
     check_learns,
+    learning_config,
     zero_force_mae,
 )
 
@@ -89,16 +90,8 @@ def test_learns_molecular_forces(tmp_path: Path, ethanol) -> None:
     train, val = ethanol[:200], ethanol[500:600]
 
     def make() -> MACEModel:
-        return MACEModel(
-            datamodule={**MOLECULE_TARGETS, "cut_off": 4.5, "train": {"batch_size": 8}},
-            compute_forces=True,
-            hidden_irreps="16x0e + 16x1o",
-            max_ell=2,
-            correlation=3,
-            radial_mlp=[32, 32],
-            optimizer={"name": "Adam", "config": {"lr": 1e-2}},
-            trainer={"max_epochs": 6, "default_root_dir": str(tmp_path), "enable_progress_bar": False},
-        )
+        return MACEModel(learning_config(tmp_path, {**MOLECULE_TARGETS, "cut_off": 4.5}, epochs=6, lr=1e-2,
+                                         hidden_irreps="16x0e + 16x1o", max_ell=2, correlation=3, radial_mlp=[32, 32]))
 
     metrics = check_learns(make, train, val, max_fraction_of_zero_force=0.35)
     assert zero_force_mae(val) == pytest.approx(0.77, abs=0.02)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 from e3nn import o3
@@ -21,11 +20,12 @@ from physicsml_like.training.builder import default_dtype
 
 from .contract import (
     MOLECULE_TARGETS,
-    PERIODIC_TARGETS,
     FamilyContract,
     check_energy_continuous_at_cutoff,
     check_learns,
     check_symmetries,
+    final_metrics,
+    learning_config,
     small_config,
 )
 
@@ -56,13 +56,8 @@ class TestNequIP(FamilyContract):
 
 def test_learns_molecular_forces(tmp_path: Path, ethanol) -> None:
     def make() -> NequIPModel:
-        return NequIPModel(
-            datamodule={**MOLECULE_TARGETS, "cut_off": 4.5, "train": {"batch_size": 8}},
-            compute_forces=True,
-            num_features=16, num_layers=2, max_ell=1, radial_mlp=[32],
-            optimizer={"name": "Adam", "config": {"lr": 1e-2}},
-            trainer={"max_epochs": 6, "default_root_dir": str(tmp_path), "enable_progress_bar": False},
-        )
+        return NequIPModel(learning_config(tmp_path, {**MOLECULE_TARGETS, "cut_off": 4.5}, epochs=6, lr=1e-2,
+                                           num_features=16, num_layers=2, max_ell=1, radial_mlp=[32]))
 
     metrics = check_learns(make, ethanol[:200], ethanol[500:600], max_fraction_of_zero_force=0.42)
     assert metrics["val/forces_mae"].iloc[-1] < metrics["val/forces_mae"].iloc[0]
@@ -106,23 +101,11 @@ def test_rejects_what_it_cannot_predict() -> None:
         NequIPModelConfig(nonlinearity_scalars={"e": "SiLU"})
 
 
-def _long_training(model_class, tmp_path: Path, train, val, epochs: int, periodic: bool, **arch) -> pd.Series:
-
-    datamodule = {**(PERIODIC_TARGETS if periodic else MOLECULE_TARGETS), "cut_off": 4.0 if periodic else 4.5, "train": {"batch_size": 8}}
-    model = model_class(
-        datamodule=datamodule, compute_forces=True, compute_stress=periodic,
-        optimizer={"name": "Adam", "config": {"lr": 1e-2}},
-        trainer={"max_epochs": epochs, "default_root_dir": str(tmp_path), "enable_progress_bar": False},
-        **arch,
-    ).train(train, val)
-    return pd.read_csv(model.run_dir / "metrics.csv").dropna(subset=["val/forces_mae"]).iloc[-1]
-
-
 @pytest.mark.slow
 def test_reaches_accuracy_on_ethanol(tmp_path: Path, ethanol) -> None:
     # measured (seed 0, one thread, ~3 min): forces 0.037 eV/Å, energy 1.6 meV/atom
-    final = _long_training(NequIPModel, tmp_path, ethanol[:500], ethanol[500:600], 20, False,
-                           num_features=32, num_layers=3, max_ell=2)
+    final = final_metrics(NequIPModel, tmp_path, ethanol[:500], ethanol[500:600], epochs=20, periodic=False,
+                          num_features=32, num_layers=3, max_ell=2)
     assert final["val/forces_mae"] < 0.06
     assert final["val/energy_per_atom_mae"] < 0.005
 
@@ -131,8 +114,8 @@ def test_reaches_accuracy_on_ethanol(tmp_path: Path, ethanol) -> None:
 def test_reaches_accuracy_on_copper(tmp_path: Path, cu_frames) -> None:
     # measured (seed 0, one thread, ~2 min): forces 0.035 eV/Å (zero-force 0.74), energy
     # 4.8 meV/atom, stress 1.7 meV/Å^3
-    final = _long_training(NequIPModel, tmp_path, cu_frames[:200], cu_frames[250:300], 15, True,
-                           num_features=16, num_layers=3, max_ell=2)
+    final = final_metrics(NequIPModel, tmp_path, cu_frames[:200], cu_frames[250:300], epochs=15, periodic=True,
+                          num_features=16, num_layers=3, max_ell=2)
     assert final["val/forces_mae"] < 0.06
     assert final["val/energy_per_atom_mae"] < 0.012
     assert final["val/stress_mae"] < 0.005

@@ -18,6 +18,7 @@ from .contract import (
     check_energy_continuous_at_cutoff,
     check_learns,
     check_symmetries,
+    learning_config,
     small_config,
 )
 
@@ -75,11 +76,8 @@ def test_painn_learns_ethanol_forces_and_dipoles(tmp_path: Path, ethanol) -> Non
     0.015-0.018 (zero-dipole baseline 0.21) over three seeds; thresholds 0.4 and 0.25 x baseline."""
 
     def make() -> PaiNNModel:
-        return PaiNNModel(datamodule={**MOLECULE_TARGETS, "y_graph_vector": "dipole", "cut_off": 4.5,
-                                      "train": {"batch_size": 8}},
-                          compute_forces=True, num_features=64, num_radial=16, num_interactions=3,
-                          optimizer={"name": "Adam", "config": {"lr": 5e-3}},
-                          trainer={"max_epochs": 4, "default_root_dir": str(tmp_path), "enable_progress_bar": False})
+        return PaiNNModel(learning_config(tmp_path, {**MOLECULE_TARGETS, "y_graph_vector": "dipole", "cut_off": 4.5},
+                                          epochs=4, lr=5e-3, num_features=64, num_radial=16, num_interactions=3))
 
     val = ethanol[500:600]
     metrics = check_learns(make, ethanol[:200], val, max_fraction_of_zero_force=0.4)
@@ -94,10 +92,7 @@ def test_painn_learns_periodic_copper_forces_and_stress(tmp_path: Path, cu_frame
     baseline 0.74) and stress MAE 0.008 eV/Å³ when calibrated; thresholds leave room for seeds."""
 
     def make() -> PaiNNModel:
-        return PaiNNModel(datamodule={**PERIODIC_TARGETS, "cut_off": 4.0, "train": {"batch_size": 8}},
-                          compute_forces=True, compute_stress=True, num_features=32, num_radial=16,
-                          optimizer={"name": "Adam", "config": {"lr": 5e-3}},
-                          trainer={"max_epochs": 6, "default_root_dir": str(tmp_path), "enable_progress_bar": False})
+        return PaiNNModel(learning_config(tmp_path, PERIODIC_TARGETS, epochs=6, lr=5e-3, num_features=32, num_radial=16))
 
     metrics = check_learns(make, cu_frames[:100], cu_frames[250:290], max_fraction_of_zero_force=0.3)
     assert metrics["val/stress_mae"].iloc[-1] < 0.015

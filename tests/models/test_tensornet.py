@@ -18,6 +18,7 @@ from .contract import (
     FamilyContract,
     check_energy_continuous_at_cutoff,
     check_learns,
+    learning_config,
 )
 
 
@@ -72,10 +73,8 @@ def test_tensornet_learns_ethanol_forces(tmp_path: Path, ethanol) -> None:
     eV/Å over three seeds (zero-force baseline 0.77); threshold 0.4 x baseline."""
 
     def make() -> TensorNetModel:
-        return TensorNetModel(datamodule={**MOLECULE_TARGETS, "cut_off": 4.5, "train": {"batch_size": 8}},
-                              compute_forces=True, num_features=32, num_radial=16, num_layers=2,
-                              optimizer={"name": "Adam", "config": {"lr": 5e-3}},
-                              trainer={"max_epochs": 4, "default_root_dir": str(tmp_path), "enable_progress_bar": False})
+        return TensorNetModel(learning_config(tmp_path, {**MOLECULE_TARGETS, "cut_off": 4.5}, epochs=4, lr=5e-3,
+                                              num_features=32, num_radial=16, num_layers=2))
 
     metrics = check_learns(make, ethanol[:200], ethanol[500:600], max_fraction_of_zero_force=0.4)
     assert metrics["val/forces_mae"].iloc[-1] < metrics["val/forces_mae"].iloc[0]
@@ -88,10 +87,7 @@ def test_tensornet_learns_periodic_copper_forces_and_stress(tmp_path: Path, cu_f
     baseline 0.74) and stress MAE 0.006 eV/Å³ when calibrated; thresholds leave room for seeds."""
 
     def make() -> TensorNetModel:
-        return TensorNetModel(datamodule={**PERIODIC_TARGETS, "cut_off": 4.0, "train": {"batch_size": 8}},
-                              compute_forces=True, compute_stress=True, num_features=16, num_radial=16,
-                              optimizer={"name": "Adam", "config": {"lr": 5e-3}},
-                              trainer={"max_epochs": 6, "default_root_dir": str(tmp_path), "enable_progress_bar": False})
+        return TensorNetModel(learning_config(tmp_path, PERIODIC_TARGETS, epochs=6, lr=5e-3, num_features=16, num_radial=16))
 
     metrics = check_learns(make, cu_frames[:100], cu_frames[250:290], max_fraction_of_zero_force=0.3)
     assert metrics["val/stress_mae"].iloc[-1] < 0.015
