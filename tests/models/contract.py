@@ -1,6 +1,8 @@
 """Checks every model family must pass, shared by the per-family test files.
 
-A family's test file builds its models (small, float64 for the symmetry checks) and calls these:
+A family's test file declares ``class Test<Family>(FamilyContract)`` with the family's model
+class and a small architecture; :class:`FamilyContract` builds a molecule and a periodic model
+from them (float64, for the symmetry checks) and runs these on both:
 
 - :func:`check_symmetries`: energy invariant under rotation, translation and permutation;
   forces (and dipoles, node vectors) rotate with the structure; node scalars invariant (< 1e-9).
@@ -10,13 +12,18 @@ A family's test file builds its models (small, float64 for the symmetry checks) 
 - :func:`check_forces_are_gradients`: forces equal minus the finite-difference gradient.
 - :func:`check_learns`: a short training brings the validation force MAE below a threshold.
 - :func:`check_save_load`: a saved model predicts identically after loading.
+
+Families whose energy goes smoothly to zero at the cutoff also call
+:func:`check_energy_continuous_at_cutoff`. Learning tests build their runs with
+:func:`learning_config`, the slow accuracy tests with :func:`final_metrics`.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import ase
 import numpy as np
@@ -30,6 +37,8 @@ from physicsml_like.training.wrapper import PhysicsMLModel
 
 MOLECULE_TARGETS = {"y_graph_scalars": ["energy"], "y_node_vector": "forces"}
 PERIODIC_TARGETS = {"y_graph_scalars": ["energy"], "y_node_vector": "forces", "y_stress": "stress"}
+#: The molecule targets besides energy and forces that the contract checks by default.
+DIPOLE_AND_CHARGES = {"y_graph_vector": "dipole", "y_node_scalars": ["charges"]}
 
 
 def small_config(root: Path, datamodule: dict[str, Any], *, epochs: int = 2, **fields: Any) -> dict[str, Any]:
@@ -107,6 +116,18 @@ def check_periodic_consistency(model: PhysicsMLModel, *, check_stress: bool = Tr
         assert (values[0] - values[1]) / (2 * h) / atoms.get_volume() == pytest.approx(stress[a, b], abs=1e-7)
 
 
+def check_energy_continuous_at_cutoff(model: PhysicsMLModel) -> None:
+    """A C-O pair just inside and just outside the cutoff has the same energy."""
+    cutoff = model.config.datamodule.cut_off
+    energies = []
+    for r in (cutoff - 1e-6, cutoff + 1e-6):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # beyond the cutoff the two atoms have no neighbour
+            pair = ase.Atoms("CO", positions=[[0, 0, 0], [r, 0, 0]])
+            energies.append(float(model.predict([pair])["energy"][0]))
+    assert abs(energies[0] - energies[1]) < 1e-9
+
+
 def check_forces_are_gradients(model: PhysicsMLModel, atoms: ase.Atoms) -> None:
     forces = model.predict([atoms])["forces"][0]
     h = 1e-5
@@ -116,6 +137,11 @@ def check_forces_are_gradients(model: PhysicsMLModel, atoms: ase.Atoms) -> None:
         minus.positions[atom, axis] -= h
         numeric = -(_energy(model, plus) - _energy(model, minus)) / (2 * h)
         assert numeric == pytest.approx(forces[atom, axis], abs=1e-6)
+
+
+def learning_config(root: Path, datamodule: dict[str, Any], *, epochs: int, lr: float, **fields: Any) -> dict[str, Any]:
+    """Settings of a learning test: :func:`small_config` trained with Adam at ``lr``."""
+    return small_config(root, datamodule, epochs=epochs, optimizer={"name": "Adam", "config": {"lr": lr}}, **fields)
 
 
 def zero_force_mae(frames: list[ase.Atoms]) -> float:
@@ -134,6 +160,17 @@ def check_learns(
     return metrics
 
 
+def final_metrics(
+    model_class: type[PhysicsMLModel], root: Path, train: list[ase.Atoms], val: list[ase.Atoms],
+    *, epochs: int, periodic: bool, **arch: Any,
+) -> pd.Series:
+    """The last validation metrics of a longer training (the slow accuracy tests): Adam at 1e-2,
+    with a 4.5 Å cutoff on molecules, and 4.0 Å and stress on periodic cells."""
+    datamodule = PERIODIC_TARGETS if periodic else {**MOLECULE_TARGETS, "cut_off": 4.5}
+    model = model_class(learning_config(root, datamodule, epochs=epochs, lr=1e-2, **arch)).train(train, val)
+    return pd.read_csv(model.run_dir / "metrics.csv").dropna(subset=["val/forces_mae"]).iloc[-1]
+
+
 def check_save_load(model: PhysicsMLModel, frames: list[ase.Atoms], folder: Path) -> None:
     model.save(folder)
     loaded = load_model(folder)
@@ -145,3 +182,55 @@ def check_save_load(model: PhysicsMLModel, frames: list[ase.Atoms], folder: Path
                 np.testing.assert_array_equal(x, y)
         else:
             np.testing.assert_array_equal(a[name], b[name])
+
+
+class FamilyContract:
+    """The contract tests of one family, collected through its ``Test<Family>`` subclass (the
+    base's name does not start with ``Test``, so pytest does not collect it on its own).
+
+    A subclass sets :attr:`model_class` and :attr:`arch`, and where the family differs,
+    :attr:`molecule_extras` (the molecule targets its heads support besides energy and forces),
+    :attr:`periodic_fields` (settings of the periodic model only) or :meth:`config`. Both models
+    are built once per class; the family's own tests on them are methods of the subclass.
+    """
+
+    model_class: ClassVar[type[PhysicsMLModel]]
+    #: A small architecture: the models are built in float64 and checked to 1e-9.
+    arch: ClassVar[dict[str, Any]]
+    molecule_extras: ClassVar[dict[str, Any]] = DIPOLE_AND_CHARGES
+    periodic_fields: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def config(cls, root: Path, datamodule: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        """A float64 test configuration of the family's small architecture."""
+        return small_config(root, datamodule, model_dtype="float64", **cls.arch, **fields)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def molecule_model(cls, tmp_path_factory: pytest.TempPathFactory, ethanol: list[ase.Atoms]) -> PhysicsMLModel:
+        """Energy, forces and :attr:`molecule_extras` on ethanol, built once for the class."""
+        config = cls.config(tmp_path_factory.mktemp("runs"), {**MOLECULE_TARGETS, **cls.molecule_extras})
+        return cls.model_class(config).initialise(ethanol[:20])
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def periodic_model(cls, tmp_path_factory: pytest.TempPathFactory, cu_frames: list[ase.Atoms]) -> PhysicsMLModel:
+        """Energy, forces and stress on copper cells, built once for the class."""
+        config = cls.config(tmp_path_factory.mktemp("runs"), PERIODIC_TARGETS, **cls.periodic_fields)
+        return cls.model_class(config).initialise(cu_frames[:20])
+
+    def test_symmetries(self, molecule_model: PhysicsMLModel, periodic_model: PhysicsMLModel,
+                        ethanol: list[ase.Atoms], cu_frames: list[ase.Atoms]) -> None:
+        check_symmetries(molecule_model, ethanol[7])
+        check_symmetries(periodic_model, cu_frames[8])
+
+    def test_periodic_consistency_and_stress(self, periodic_model: PhysicsMLModel) -> None:
+        check_periodic_consistency(periodic_model)
+
+    def test_forces_are_gradients(self, molecule_model: PhysicsMLModel, periodic_model: PhysicsMLModel,
+                                  ethanol: list[ase.Atoms], cu_frames: list[ase.Atoms]) -> None:
+        check_forces_are_gradients(molecule_model, ethanol[3])
+        check_forces_are_gradients(periodic_model, cu_frames[3])
+
+    def test_save_load(self, molecule_model: PhysicsMLModel, ethanol: list[ase.Atoms], tmp_path: Path) -> None:
+        check_save_load(molecule_model, ethanol[:4], tmp_path / "saved")

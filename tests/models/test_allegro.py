@@ -13,7 +13,6 @@ import warnings
 from pathlib import Path
 
 import ase
-import pandas as pd
 import pytest
 import torch
 from e3nn import o3
@@ -25,64 +24,15 @@ from physicsml_like.training.builder import default_dtype
 
 from .contract import (
     MOLECULE_TARGETS,
-    PERIODIC_TARGETS,
-    check_forces_are_gradients,
+    FamilyContract,
     check_learns,
-    check_periodic_consistency,
-    check_save_load,
     check_symmetries,
+    final_metrics,
+    learning_config,
     small_config,
 )
 
 ARCH = {"num_tensor_features": 4, "num_layers": 2, "l_max": 2, "two_body_latent_mlp": [16, 16], "latent_mlp": [16], "edge_eng_mlp": [8]}
-
-@pytest.fixture(scope="module")
-def molecule_model(tmp_path_factory, ethanol) -> AllegroModel:
-    config = small_config(tmp_path_factory.mktemp("runs"),
-                          {**MOLECULE_TARGETS, "y_graph_vector": "dipole", "y_node_scalars": ["charges"]},
-                          model_dtype="float64", **ARCH)
-    return AllegroModel(config).initialise(ethanol[:20])
-
-
-@pytest.fixture(scope="module")
-def periodic_model(tmp_path_factory, cu_frames) -> AllegroModel:
-    config = small_config(tmp_path_factory.mktemp("runs"), PERIODIC_TARGETS, model_dtype="float64",
-                          per_layer_cutoffs=[4.0, 3.5, 3.0], **ARCH)
-    return AllegroModel(config).initialise(cu_frames[:20])
-
-
-def test_symmetries(molecule_model, periodic_model, ethanol, cu_frames) -> None:
-    check_symmetries(molecule_model, ethanol[7])
-    check_symmetries(periodic_model, cu_frames[8])
-
-
-def test_periodic_consistency_and_stress(periodic_model) -> None:
-    check_periodic_consistency(periodic_model)
-
-
-def test_forces_are_gradients(molecule_model, periodic_model, ethanol, cu_frames) -> None:
-    check_forces_are_gradients(molecule_model, ethanol[3])
-    check_forces_are_gradients(periodic_model, cu_frames[3])
-
-
-def test_save_load(molecule_model, ethanol, tmp_path: Path) -> None:
-    check_save_load(molecule_model, ethanol[:4], tmp_path / "allegro")
-
-
-def test_learns_molecular_forces(tmp_path: Path, ethanol) -> None:
-    def make() -> AllegroModel:
-        return AllegroModel(
-            datamodule={**MOLECULE_TARGETS, "cut_off": 4.5, "train": {"batch_size": 8}},
-            compute_forces=True,
-            num_tensor_features=8, num_layers=2, l_max=1,
-            two_body_latent_mlp=[32, 64], latent_mlp=[64], edge_eng_mlp=[32],
-            optimizer={"name": "Adam", "config": {"lr": 1e-2}},
-            trainer={"max_epochs": 8, "default_root_dir": str(tmp_path), "enable_progress_bar": False},
-        )
-
-    metrics = check_learns(make, ethanol[:200], ethanol[500:600], max_fraction_of_zero_force=0.42)
-    assert metrics["val/forces_mae"].iloc[-1] < metrics["val/forces_mae"].iloc[0]
-    assert metrics["val/energy_per_atom_mae"].iloc[-1] < 0.03
 
 
 def _per_atom_energies(model: AllegroModel, atoms: ase.Atoms, cutoff: float) -> torch.Tensor:
@@ -103,18 +53,6 @@ def _per_atom_energies(model: AllegroModel, atoms: ase.Atoms, cutoff: float) -> 
         return network(graph)[OUT_PER_ATOM_GRAPH_SCALARS][:, 0]
 
 
-def test_strictly_local(molecule_model) -> None:
-    """An atom's energy depends on its neighbours only, not on their neighbours (unlike message
-    passing): moving C, 6 Å from A but within B's cutoff, leaves A's energy unchanged."""
-    cutoff = molecule_model.config.datamodule.cut_off
-    chain = ase.Atoms("COC", positions=[[0, 0, 0], [3.0, 0, 0], [6.0, 0, 0]])
-    moved = chain.copy()
-    moved.positions[2] = [5.5, 1.0, 0.3]
-    before, after = _per_atom_energies(molecule_model, chain, cutoff), _per_atom_energies(molecule_model, moved, cutoff)
-    assert abs(float(before[0] - after[0])) < 1e-12
-    assert abs(float(before[1] - after[1])) > 1e-6  # B sees C move
-
-
 def _dimer_energy(model: AllegroModel, distance: float) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # beyond the cutoff the two atoms have no neighbour
@@ -122,15 +60,50 @@ def _dimer_energy(model: AllegroModel, distance: float) -> float:
         return float(model.predict([pair])["energy"][0])
 
 
-def test_per_layer_cutoffs_are_smooth_and_bound_the_pair_energy(periodic_model) -> None:
-    # cutoffs [4.0, 3.5, 3.0]: continuous where a layer lets go of a pair ...
-    for r in (3.5, 3.0):
-        assert abs(_dimer_energy(periodic_model, r - 1e-7) - _dimer_energy(periodic_model, r + 1e-7)) < 1e-9
-    # ... and beyond the last cutoff the pair's energy is zero: only the two atoms' shifts remain
-    far = _dimer_energy(periodic_model, 3.2)
-    assert far == pytest.approx(_dimer_energy(periodic_model, 3.9), abs=1e-12)
-    assert far == pytest.approx(_dimer_energy(periodic_model, 8.0), abs=1e-12)
-    assert abs(_dimer_energy(periodic_model, 2.6) - far) > 1e-6
+class TestAllegro(FamilyContract):
+    model_class = AllegroModel
+    arch = ARCH
+    periodic_fields = {"per_layer_cutoffs": [4.0, 3.5, 3.0]}
+
+    def test_strictly_local(self, molecule_model: AllegroModel) -> None:
+        """An atom's energy depends on its neighbours only, not on their neighbours (unlike message
+        passing): moving C, 6 Å from A but within B's cutoff, leaves A's energy unchanged."""
+        cutoff = molecule_model.config.datamodule.cut_off
+        chain = ase.Atoms("COC", positions=[[0, 0, 0], [3.0, 0, 0], [6.0, 0, 0]])
+        moved = chain.copy()
+        moved.positions[2] = [5.5, 1.0, 0.3]
+        before, after = _per_atom_energies(molecule_model, chain, cutoff), _per_atom_energies(molecule_model, moved, cutoff)
+        assert abs(float(before[0] - after[0])) < 1e-12
+        assert abs(float(before[1] - after[1])) > 1e-6  # B sees C move
+
+    def test_per_layer_cutoffs_are_smooth_and_bound_the_pair_energy(self, periodic_model: AllegroModel) -> None:
+        # cutoffs [4.0, 3.5, 3.0]: continuous where a layer lets go of a pair ...
+        for r in (3.5, 3.0):
+            assert abs(_dimer_energy(periodic_model, r - 1e-7) - _dimer_energy(periodic_model, r + 1e-7)) < 1e-9
+        # ... and beyond the last cutoff the pair's energy is zero: only the two atoms' shifts remain
+        far = _dimer_energy(periodic_model, 3.2)
+        assert far == pytest.approx(_dimer_energy(periodic_model, 3.9), abs=1e-12)
+        assert far == pytest.approx(_dimer_energy(periodic_model, 8.0), abs=1e-12)
+        assert abs(_dimer_energy(periodic_model, 2.6) - far) > 1e-6
+
+    def test_every_layer_says_what_it_is(self, molecule_model: AllegroModel) -> None:
+        text = repr(molecule_model.module.network)
+        assert "trainable weights" in text and "cutoffs=[4.0, 4.0, 4.0]" in text
+        assert "PairTensorProduct(1x0e+1x1o+1x2e x 1x0e+1x1o+1x2e -> " in text
+        assert "ChannelMixing" in text and " weights)" in text
+        # the last layer keeps only what the dipole head reads
+        assert "-> 4x(1x1o), resnet=True" in text
+
+
+def test_learns_molecular_forces(tmp_path: Path, ethanol) -> None:
+    def make() -> AllegroModel:
+        return AllegroModel(learning_config(tmp_path, {**MOLECULE_TARGETS, "cut_off": 4.5}, epochs=8, lr=1e-2,
+                                            num_tensor_features=8, num_layers=2, l_max=1,
+                                            two_body_latent_mlp=[32, 64], latent_mlp=[64], edge_eng_mlp=[32]))
+
+    metrics = check_learns(make, ethanol[:200], ethanol[500:600], max_fraction_of_zero_force=0.42)
+    assert metrics["val/forces_mae"].iloc[-1] < metrics["val/forces_mae"].iloc[0]
+    assert metrics["val/energy_per_atom_mae"].iloc[-1] < 0.03
 
 
 @pytest.mark.parametrize("targets", [("0e", "1o", "2o"), ("0e",)])
@@ -172,31 +145,14 @@ def test_config_names_the_wrong_field() -> None:
         AllegroModelConfig(two_body_latent_mlp=[32, 64], latent_mlp=[32])
 
 
-def test_every_layer_says_what_it_is(molecule_model) -> None:
-    text = repr(molecule_model.module.network)
-    assert "trainable weights" in text and "cutoffs=[4.0, 4.0, 4.0]" in text
-    assert "PairTensorProduct(1x0e+1x1o+1x2e x 1x0e+1x1o+1x2e -> " in text
-    assert "ChannelMixing" in text and " weights)" in text
-    # the last layer keeps only what the dipole head reads
-    assert "-> 4x(1x1o), resnet=True" in text
-
-
-def _long_training(tmp_path: Path, train, val, epochs: int, periodic: bool) -> pd.Series:
-
-    datamodule = {**(PERIODIC_TARGETS if periodic else MOLECULE_TARGETS), "cut_off": 4.0 if periodic else 4.5, "train": {"batch_size": 8}}
-    model = AllegroModel(
-        datamodule=datamodule, compute_forces=True, compute_stress=periodic,
-        num_tensor_features=16, num_layers=2, l_max=2, two_body_latent_mlp=[64, 128], latent_mlp=[128], edge_eng_mlp=[64],
-        optimizer={"name": "Adam", "config": {"lr": 1e-2}},
-        trainer={"max_epochs": epochs, "default_root_dir": str(tmp_path), "enable_progress_bar": False},
-    ).train(train, val)
-    return pd.read_csv(model.run_dir / "metrics.csv").dropna(subset=["val/forces_mae"]).iloc[-1]
+#: The architecture of the slow accuracy tests.
+LONG_ARCH = {"num_tensor_features": 16, "num_layers": 2, "l_max": 2, "two_body_latent_mlp": [64, 128], "latent_mlp": [128], "edge_eng_mlp": [64]}
 
 
 @pytest.mark.slow
 def test_reaches_accuracy_on_ethanol(tmp_path: Path, ethanol) -> None:
     # measured (seed 0, one thread, ~1.5 min): forces 0.051 eV/Å, energy 2.0 meV/atom
-    final = _long_training(tmp_path, ethanol[:500], ethanol[500:600], 20, periodic=False)
+    final = final_metrics(AllegroModel, tmp_path, ethanol[:500], ethanol[500:600], epochs=20, periodic=False, **LONG_ARCH)
     assert final["val/forces_mae"] < 0.08
     assert final["val/energy_per_atom_mae"] < 0.006
 
@@ -205,7 +161,7 @@ def test_reaches_accuracy_on_ethanol(tmp_path: Path, ethanol) -> None:
 def test_reaches_accuracy_on_copper(tmp_path: Path, cu_frames) -> None:
     # measured (seed 0, one thread, ~3 min): forces 0.041 eV/Å (zero-force 0.74), energy
     # 12.8 meV/atom, stress 7.6 meV/Å^3
-    final = _long_training(tmp_path, cu_frames[:200], cu_frames[250:300], 15, periodic=True)
+    final = final_metrics(AllegroModel, tmp_path, cu_frames[:200], cu_frames[250:300], epochs=15, periodic=True, **LONG_ARCH)
     assert final["val/forces_mae"] < 0.065
     assert final["val/energy_per_atom_mae"] < 0.025
     assert final["val/stress_mae"] < 0.012

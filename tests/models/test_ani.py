@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
+from typing import Any
 
 import ase
 import numpy as np
@@ -16,63 +16,50 @@ from physicsml_like.models.ani import PRESETS
 from .contract import (
     MOLECULE_TARGETS,
     PERIODIC_TARGETS,
-    check_forces_are_gradients,
+    FamilyContract,
+    check_energy_continuous_at_cutoff,
     check_learns,
-    check_periodic_consistency,
-    check_save_load,
     check_symmetries,
-    small_config,
+    learning_config,
 )
 
 REFERENCE = Path(__file__).parent / "data" / "ani_reference_aevs.npz"
 
 
-def _config(root: Path, datamodule: dict, **fields) -> dict:
-    config = small_config(root, datamodule, model_dtype="float64", **fields)
-    if fields.get("preset", "ani1") is not None:
-        del config["datamodule"]["cut_off"]  # the preset's radial cutoff
-    return config
+class TestANI(FamilyContract):
+    """The molecule model takes the ANI-1x preset (its elements and 5.2 Å cutoff) and has no
+    dipole head; the periodic one, for copper, has no preset and keeps the 4.0 Å cutoff."""
 
+    model_class = ANIModel
+    arch = {"hidden_sizes": [32, 16]}
+    molecule_extras = {"y_node_scalars": ["charges"]}
+    periodic_fields = {"preset": None}
 
-@pytest.fixture(scope="module")
-def molecule_model(tmp_path_factory, ethanol) -> ANIModel:
-    config = _config(tmp_path_factory.mktemp("runs"), {**MOLECULE_TARGETS, "y_node_scalars": ["charges"]},
-                     hidden_sizes=[32, 16])
-    return ANIModel(config).initialise(ethanol[:20])
+    @classmethod
+    def config(cls, root: Path, datamodule: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        """Without ``preset=None`` the preset sets the cutoff, so the test config gives none."""
+        config = super().config(root, datamodule, **fields)
+        if config.get("preset", "ani1") is not None:
+            del config["datamodule"]["cut_off"]  # the preset's radial cutoff
+        return config
 
+    def test_partially_periodic_slab(self, periodic_model: ANIModel, cu_slab: list[ase.Atoms]) -> None:
+        """A slab (periodic in x and y only): symmetries hold and a lattice shift changes nothing."""
+        slab = cu_slab[0]
+        check_symmetries(periodic_model, slab)
+        shifted = slab.copy()
+        shifted.positions[3] += slab.cell[0] - slab.cell[1]
+        energies = periodic_model.predict([slab, shifted])["energy"]
+        assert abs(energies[0] - energies[1]) < 1e-9
 
-@pytest.fixture(scope="module")
-def periodic_model(tmp_path_factory, cu_frames) -> ANIModel:
-    config = _config(tmp_path_factory.mktemp("runs"), PERIODIC_TARGETS, preset=None, hidden_sizes=[32, 16])
-    return ANIModel(config).initialise(cu_frames[:20])
+    def test_energy_is_continuous_at_the_cutoff(self, molecule_model: ANIModel) -> None:
+        check_energy_continuous_at_cutoff(molecule_model)
 
-
-def test_symmetries(molecule_model, periodic_model, ethanol, cu_frames) -> None:
-    check_symmetries(molecule_model, ethanol[7])
-    check_symmetries(periodic_model, cu_frames[8])
-
-
-def test_periodic_consistency_and_stress(periodic_model) -> None:
-    check_periodic_consistency(periodic_model)
-
-
-def test_partially_periodic_slab(periodic_model, cu_slab) -> None:
-    """A slab (periodic in x and y only): symmetries hold and a lattice shift changes nothing."""
-    slab = cu_slab[0]
-    check_symmetries(periodic_model, slab)
-    shifted = slab.copy()
-    shifted.positions[3] += slab.cell[0] - slab.cell[1]
-    energies = periodic_model.predict([slab, shifted])["energy"]
-    assert abs(energies[0] - energies[1]) < 1e-9
-
-
-def test_forces_are_gradients(molecule_model, periodic_model, ethanol, cu_frames) -> None:
-    check_forces_are_gradients(molecule_model, ethanol[3])
-    check_forces_are_gradients(periodic_model, cu_frames[3])
-
-
-def test_save_load(molecule_model, ethanol, tmp_path: Path) -> None:
-    check_save_load(molecule_model, ethanol[:4], tmp_path / "ani")
+    def test_every_layer_says_what_it_is(self, molecule_model: ANIModel) -> None:
+        text = repr(molecule_model.module.network)
+        assert "aev_length=384" in text and "trainable weights" in text
+        assert "species=4, radial_cutoff=5.2, angular_cutoff=3.5" in text
+        assert "384 -> 32 -> 16 -> 2" in text  # energy and charge columns
 
 
 def _aev_of(model: ANIModel, atoms: ase.Atoms) -> np.ndarray:
@@ -157,24 +144,6 @@ def test_per_element_sizes_need_their_elements() -> None:
         ANIModel(datamodule=MOLECULE_TARGETS, preset=None, hidden_sizes={"Cu": [8]})
 
 
-def test_energy_is_continuous_at_the_cutoff(molecule_model) -> None:
-    cutoff = molecule_model.config.datamodule.cut_off
-    energies = []
-    for r in (cutoff - 1e-6, cutoff + 1e-6):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # beyond the cutoff the two atoms have no neighbour
-            pair = ase.Atoms("CO", positions=[[0, 0, 0], [r, 0, 0]])
-            energies.append(float(molecule_model.predict([pair])["energy"][0]))
-    assert abs(energies[0] - energies[1]) < 1e-9
-
-
-def test_every_layer_says_what_it_is(molecule_model) -> None:
-    text = repr(molecule_model.module.network)
-    assert "aev_length=384" in text and "trainable weights" in text
-    assert "species=4, radial_cutoff=5.2, angular_cutoff=3.5" in text
-    assert "384 -> 32 -> 16 -> 2" in text  # energy and charge columns
-
-
 def test_ani_learns_ethanol_forces(tmp_path: Path, ethanol) -> None:
     """The published ANI-1x AEV and networks, 4 epochs on 200 ethanol frames: validation force
     MAE 0.17-0.19 eV/Å over seeds (zero-force baseline 0.77); threshold 0.4 x baseline."""
@@ -195,10 +164,7 @@ def test_ani_learns_periodic_copper_forces_and_stress(tmp_path: Path, cu_frames)
     baseline 0.74) and stress MAE 0.003 eV/Å³ when calibrated; thresholds leave room for seeds."""
 
     def make() -> ANIModel:
-        return ANIModel(datamodule={**PERIODIC_TARGETS, "cut_off": 4.0, "train": {"batch_size": 8}},
-                        compute_forces=True, compute_stress=True, preset=None, hidden_sizes=[64, 32],
-                        optimizer={"name": "Adam", "config": {"lr": 5e-3}},
-                        trainer={"max_epochs": 6, "default_root_dir": str(tmp_path), "enable_progress_bar": False})
+        return ANIModel(learning_config(tmp_path, PERIODIC_TARGETS, epochs=6, lr=5e-3, preset=None, hidden_sizes=[64, 32]))
 
     metrics = check_learns(make, cu_frames[:100], cu_frames[250:290], max_fraction_of_zero_force=0.3)
     assert metrics["val/stress_mae"].iloc[-1] < 0.015

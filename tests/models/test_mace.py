@@ -36,79 +36,62 @@ from physicsml_like.models.mace.edges import reverse_pairs
 from .contract import (
     MOLECULE_TARGETS,
     PERIODIC_TARGETS,
-    check_forces_are_gradients,
+    FamilyContract,
     check_learns,
-    check_periodic_consistency,
-    check_save_load,
-    check_symmetries,
-    small_config,
+    learning_config,
     zero_force_mae,
 )
 
-ARCH = {"hidden_irreps": "8x0e + 8x1o", "max_ell": 2, "correlation": 3, "num_interactions": 2, "radial_mlp": [16, 16]}
-
-
-@pytest.fixture(scope="module")
-def molecule_model(tmp_path_factory, ethanol) -> MACEModel:
-    config = small_config(tmp_path_factory.mktemp("runs"),
-                          {**MOLECULE_TARGETS, "y_graph_vector": "dipole", "y_node_scalars": ["charges"]},
-                          model_dtype="float64", **ARCH)
-    return MACEModel(config).initialise(ethanol[:20])
-
-
-@pytest.fixture(scope="module")
-def periodic_model(tmp_path_factory, cu_frames) -> MACEModel:
-    config = small_config(tmp_path_factory.mktemp("runs"), PERIODIC_TARGETS, model_dtype="float64", **ARCH)
-    return MACEModel(config).initialise(cu_frames[:20])
-
 
 # ---------------------------------------------------------------------- the family contract
-def test_symmetries(molecule_model, periodic_model, ethanol, cu_frames) -> None:
-    check_symmetries(molecule_model, ethanol[7])
-    check_symmetries(periodic_model, cu_frames[8])
+class TestMACE(FamilyContract):
+    model_class = MACEModel
+    arch = {"hidden_irreps": "8x0e + 8x1o", "max_ell": 2, "correlation": 3, "num_interactions": 2, "radial_mlp": [16, 16]}
 
+    def test_float64_model_leaves_the_default_dtype_alone(self, molecule_model: MACEModel) -> None:
+        assert torch.get_default_dtype() == torch.float32
+        network = molecule_model.module.network
+        assert all(t.dtype == torch.float64 for t in itertools.chain(network.parameters(), network.buffers()) if t.is_floating_point())
 
-def test_periodic_consistency_and_stress(periodic_model) -> None:
-    check_periodic_consistency(periodic_model)
+    def test_every_layer_says_what_it_is(self, molecule_model: MACEModel) -> None:
+        text = repr(molecule_model.module.network)
+        assert "trainable weights" in text
+        assert "EdgeTensorProduct(8x0e+8x1o ⊗ 1x0e+1x1o+1x2e" in text
+        assert "SymmetricContraction(8x0e+8x1o+8x2e -> 8x0e+8x1o | correlation=3, paths 0e:[1, 3, 11], 1o:[1, 4, 21]" in text
+        assert "RadialMLP(8 -> 16 -> 16 -> " in text and "cutoff=4.0" in text
 
-
-def test_forces_are_gradients(molecule_model, periodic_model, ethanol, cu_frames) -> None:
-    check_forces_are_gradients(molecule_model, ethanol[3])
-    check_forces_are_gradients(periodic_model, cu_frames[3])
-
-
-def test_save_load(molecule_model, ethanol, tmp_path: Path) -> None:
-    check_save_load(molecule_model, ethanol[:4], tmp_path / "mace")
-
-
-def test_float64_model_leaves_the_default_dtype_alone(molecule_model) -> None:
-    assert torch.get_default_dtype() == torch.float32
-    network = molecule_model.module.network
-    assert all(t.dtype == torch.float64 for t in itertools.chain(network.parameters(), network.buffers()) if t.is_floating_point())
-
-
-def test_every_layer_says_what_it_is(molecule_model) -> None:
-    text = repr(molecule_model.module.network)
-    assert "trainable weights" in text
-    assert "EdgeTensorProduct(8x0e+8x1o ⊗ 1x0e+1x1o+1x2e" in text
-    assert "SymmetricContraction(8x0e+8x1o+8x2e -> 8x0e+8x1o | correlation=3, paths 0e:[1, 3, 11], 1o:[1, 4, 21]" in text
-    assert "RadialMLP(8 -> 16 -> 16 -> " in text and "cutoff=4.0" in text
+    def test_weight_decay_only_where_mace_torch_applies_it(self, molecule_model: MACEModel) -> None:
+        network = molecule_model.module.network
+        optimizer = OptimizerConfig(name="AdamW", config={"lr": 1e-3, "weight_decay": 5e-7})
+        before = copy.deepcopy(optimizer.model_dump())
+        groups = network.parameter_groups(optimizer)
+        assert optimizer.model_dump() == before  # the user's config is only read
+        by_name = {g["name"]: g for g in groups}
+        assert {name: g["weight_decay"] for name, g in by_name.items()} == {
+            "embedding": 0.0, "interactions_decay": 5e-7, "interactions_no_decay": 0.0, "products": 5e-7, "readouts": 0.0,
+        }
+        ids = lambda params: {id(p) for p in params}  # noqa: E731
+        decayed = ids(by_name["interactions_decay"]["params"])
+        for block in network.interactions:
+            assert ids(block.linear.parameters()) <= decayed
+            assert not ids(block.radial_mlp.parameters()) & decayed
+            assert not ids(block.linear_up.parameters()) & decayed
+            assert not ids(block.skip.parameters()) & decayed
+        assert ids(by_name["products"]["params"]) == ids(network.products.parameters())
+        listed = [id(p) for g in groups for p in g["params"]]
+        assert sorted(listed) == sorted(id(p) for p in network.parameters() if p.requires_grad)  # each once
+        # without a user value the decayed groups take the optimiser's default
+        plain = network.parameter_groups(OptimizerConfig(name="AdamW", config={"lr": 1e-3}))
+        assert [("weight_decay" in g) for g in plain] == [True, False, True, False, True]
+        torch.optim.AdamW(plain, lr=1e-3)
 
 
 def test_learns_molecular_forces(tmp_path: Path, ethanol) -> None:
     train, val = ethanol[:200], ethanol[500:600]
 
     def make() -> MACEModel:
-        return MACEModel(
-            datamodule={**MOLECULE_TARGETS, "cut_off": 4.5, "train": {"batch_size": 8}},
-            compute_forces=True,
-            hidden_irreps="16x0e + 16x1o",
-            max_ell=2,
-            correlation=3,
-            radial_mlp=[32, 32],
-            optimizer={"name": "Adam", "config": {"lr": 1e-2}},
-            trainer={"max_epochs": 6, "default_root_dir": str(tmp_path), "enable_progress_bar": False},
-        )
+        return MACEModel(learning_config(tmp_path, {**MOLECULE_TARGETS, "cut_off": 4.5}, epochs=6, lr=1e-2,
+                                         hidden_irreps="16x0e + 16x1o", max_ell=2, correlation=3, radial_mlp=[32, 32]))
 
     metrics = check_learns(make, train, val, max_fraction_of_zero_force=0.35)
     assert zero_force_mae(val) == pytest.approx(0.77, abs=0.02)
@@ -129,32 +112,6 @@ def test_reference_settings_have_mace_torch_parameter_count(tmp_path: Path, cu_f
     ).initialise(cu_frames[:4])
     network = model.module.network
     assert sum(p.numel() for p in network.parameters() if p.requires_grad) == 60_752
-
-
-def test_weight_decay_only_where_mace_torch_applies_it(molecule_model) -> None:
-    network = molecule_model.module.network
-    optimizer = OptimizerConfig(name="AdamW", config={"lr": 1e-3, "weight_decay": 5e-7})
-    before = copy.deepcopy(optimizer.model_dump())
-    groups = network.parameter_groups(optimizer)
-    assert optimizer.model_dump() == before  # the user's config is only read
-    by_name = {g["name"]: g for g in groups}
-    assert {name: g["weight_decay"] for name, g in by_name.items()} == {
-        "embedding": 0.0, "interactions_decay": 5e-7, "interactions_no_decay": 0.0, "products": 5e-7, "readouts": 0.0,
-    }
-    ids = lambda params: {id(p) for p in params}  # noqa: E731
-    decayed = ids(by_name["interactions_decay"]["params"])
-    for block in network.interactions:
-        assert ids(block.linear.parameters()) <= decayed
-        assert not ids(block.radial_mlp.parameters()) & decayed
-        assert not ids(block.linear_up.parameters()) & decayed
-        assert not ids(block.skip.parameters()) & decayed
-    assert ids(by_name["products"]["params"]) == ids(network.products.parameters())
-    listed = [id(p) for g in groups for p in g["params"]]
-    assert sorted(listed) == sorted(id(p) for p in network.parameters() if p.requires_grad)  # each once
-    # without a user value the decayed groups take the optimiser's default
-    plain = network.parameter_groups(OptimizerConfig(name="AdamW", config={"lr": 1e-3}))
-    assert [("weight_decay" in g) for g in plain] == [True, False, True, False, True]
-    torch.optim.AdamW(plain, lr=1e-3)
 
 
 def test_config_errors_name_the_field() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 from e3nn import o3
@@ -21,58 +20,44 @@ from physicsml_like.training.builder import default_dtype
 
 from .contract import (
     MOLECULE_TARGETS,
-    PERIODIC_TARGETS,
-    check_forces_are_gradients,
+    FamilyContract,
+    check_energy_continuous_at_cutoff,
     check_learns,
-    check_periodic_consistency,
-    check_save_load,
     check_symmetries,
+    final_metrics,
+    learning_config,
     small_config,
 )
 
 ARCH = {"num_features": 4, "num_layers": 3, "max_ell": 2, "radial_mlp": [16]}
 
-@pytest.fixture(scope="module")
-def molecule_model(tmp_path_factory, ethanol) -> NequIPModel:
-    config = small_config(tmp_path_factory.mktemp("runs"),
-                          {**MOLECULE_TARGETS, "y_graph_vector": "dipole", "y_node_scalars": ["charges"]},
-                          model_dtype="float64", **ARCH)
-    return NequIPModel(config).initialise(ethanol[:20])
 
+class TestNequIP(FamilyContract):
+    model_class = NequIPModel
+    arch = ARCH
 
-@pytest.fixture(scope="module")
-def periodic_model(tmp_path_factory, cu_frames) -> NequIPModel:
-    config = small_config(tmp_path_factory.mktemp("runs"), PERIODIC_TARGETS, model_dtype="float64", **ARCH)
-    return NequIPModel(config).initialise(cu_frames[:20])
+    def test_energy_is_continuous_at_the_cutoff(self, molecule_model: NequIPModel) -> None:
+        check_energy_continuous_at_cutoff(molecule_model)
 
+    def test_float64_model_leaves_the_default_dtype_alone(self, molecule_model: NequIPModel) -> None:
+        assert torch.get_default_dtype() == torch.float32
+        assert all(p.dtype == torch.float64 for p in molecule_model.module.network.parameters())
 
-def test_symmetries(molecule_model, periodic_model, ethanol, cu_frames) -> None:
-    check_symmetries(molecule_model, ethanol[7])
-    check_symmetries(periodic_model, cu_frames[8])
+    def test_last_block_computes_only_what_the_heads_read(self, molecule_model: NequIPModel, periodic_model: NequIPModel) -> None:
+        # with a dipole the last block keeps scalars and l=1 vectors, without one only scalars
+        assert str(molecule_model.module.network.irreps_final) == "4x0e+4x1o"
+        assert str(periodic_model.module.network.irreps_final) == "4x0e"
 
-
-def test_periodic_consistency_and_stress(periodic_model) -> None:
-    check_periodic_consistency(periodic_model)
-
-
-def test_forces_are_gradients(molecule_model, periodic_model, ethanol, cu_frames) -> None:
-    check_forces_are_gradients(molecule_model, ethanol[3])
-    check_forces_are_gradients(periodic_model, cu_frames[3])
-
-
-def test_save_load(molecule_model, ethanol, tmp_path: Path) -> None:
-    check_save_load(molecule_model, ethanol[:4], tmp_path / "nequip")
+    def test_every_layer_says_what_it_is(self, molecule_model: NequIPModel) -> None:
+        text = repr(molecule_model.module.network)
+        assert "trainable weights" in text and "per-edge weights" in text and "cutoff=4.0" in text
+        assert "Linear(4x0e+4x1o+4x1e+4x2e+4x2o -> " in text  # e3nn layers print their irreps
 
 
 def test_learns_molecular_forces(tmp_path: Path, ethanol) -> None:
     def make() -> NequIPModel:
-        return NequIPModel(
-            datamodule={**MOLECULE_TARGETS, "cut_off": 4.5, "train": {"batch_size": 8}},
-            compute_forces=True,
-            num_features=16, num_layers=2, max_ell=1, radial_mlp=[32],
-            optimizer={"name": "Adam", "config": {"lr": 1e-2}},
-            trainer={"max_epochs": 6, "default_root_dir": str(tmp_path), "enable_progress_bar": False},
-        )
+        return NequIPModel(learning_config(tmp_path, {**MOLECULE_TARGETS, "cut_off": 4.5}, epochs=6, lr=1e-2,
+                                           num_features=16, num_layers=2, max_ell=1, radial_mlp=[32]))
 
     metrics = check_learns(make, ethanol[:200], ethanol[500:600], max_fraction_of_zero_force=0.42)
     assert metrics["val/forces_mae"].iloc[-1] < metrics["val/forces_mae"].iloc[0]
@@ -103,38 +88,6 @@ def test_convolution_equals_e3nn_tensor_product() -> None:
         torch.testing.assert_close(conv(x, edge_sh, radial, envelope, edge_index), reference, rtol=0, atol=1e-12)
 
 
-def test_energy_is_continuous_at_the_cutoff(molecule_model) -> None:
-    import warnings
-
-    import ase
-
-    cutoff = molecule_model.config.datamodule.cut_off
-    energies = []
-    for r in (cutoff - 1e-6, cutoff + 1e-6):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # beyond the cutoff the two atoms have no neighbour
-            pair = ase.Atoms("CO", positions=[[0, 0, 0], [r, 0, 0]])
-            energies.append(float(molecule_model.predict([pair])["energy"][0]))
-    assert abs(energies[0] - energies[1]) < 1e-9
-
-
-def test_float64_model_leaves_the_default_dtype_alone(molecule_model) -> None:
-    assert torch.get_default_dtype() == torch.float32
-    assert all(p.dtype == torch.float64 for p in molecule_model.module.network.parameters())
-
-
-def test_last_block_computes_only_what_the_heads_read(molecule_model, periodic_model) -> None:
-    # with a dipole the last block keeps scalars and l=1 vectors, without one only scalars
-    assert str(molecule_model.module.network.irreps_final) == "4x0e+4x1o"
-    assert str(periodic_model.module.network.irreps_final) == "4x0e"
-
-
-def test_every_layer_says_what_it_is(molecule_model) -> None:
-    text = repr(molecule_model.module.network)
-    assert "trainable weights" in text and "per-edge weights" in text and "cutoff=4.0" in text
-    assert "Linear(4x0e+4x1o+4x1e+4x2e+4x2o -> " in text  # e3nn layers print their irreps
-
-
 def test_rejects_what_it_cannot_predict() -> None:
     from physicsml_like.models.nequip import NequIP, NequIPModelConfig
     from physicsml_like.nn.graph import OutputSpec
@@ -148,23 +101,11 @@ def test_rejects_what_it_cannot_predict() -> None:
         NequIPModelConfig(nonlinearity_scalars={"e": "SiLU"})
 
 
-def _long_training(model_class, tmp_path: Path, train, val, epochs: int, periodic: bool, **arch) -> pd.Series:
-
-    datamodule = {**(PERIODIC_TARGETS if periodic else MOLECULE_TARGETS), "cut_off": 4.0 if periodic else 4.5, "train": {"batch_size": 8}}
-    model = model_class(
-        datamodule=datamodule, compute_forces=True, compute_stress=periodic,
-        optimizer={"name": "Adam", "config": {"lr": 1e-2}},
-        trainer={"max_epochs": epochs, "default_root_dir": str(tmp_path), "enable_progress_bar": False},
-        **arch,
-    ).train(train, val)
-    return pd.read_csv(model.run_dir / "metrics.csv").dropna(subset=["val/forces_mae"]).iloc[-1]
-
-
 @pytest.mark.slow
 def test_reaches_accuracy_on_ethanol(tmp_path: Path, ethanol) -> None:
     # measured (seed 0, one thread, ~3 min): forces 0.037 eV/Å, energy 1.6 meV/atom
-    final = _long_training(NequIPModel, tmp_path, ethanol[:500], ethanol[500:600], 20, False,
-                           num_features=32, num_layers=3, max_ell=2)
+    final = final_metrics(NequIPModel, tmp_path, ethanol[:500], ethanol[500:600], epochs=20, periodic=False,
+                          num_features=32, num_layers=3, max_ell=2)
     assert final["val/forces_mae"] < 0.06
     assert final["val/energy_per_atom_mae"] < 0.005
 
@@ -173,8 +114,8 @@ def test_reaches_accuracy_on_ethanol(tmp_path: Path, ethanol) -> None:
 def test_reaches_accuracy_on_copper(tmp_path: Path, cu_frames) -> None:
     # measured (seed 0, one thread, ~2 min): forces 0.035 eV/Å (zero-force 0.74), energy
     # 4.8 meV/atom, stress 1.7 meV/Å^3
-    final = _long_training(NequIPModel, tmp_path, cu_frames[:200], cu_frames[250:300], 15, True,
-                           num_features=16, num_layers=3, max_ell=2)
+    final = final_metrics(NequIPModel, tmp_path, cu_frames[:200], cu_frames[250:300], epochs=15, periodic=True,
+                          num_features=16, num_layers=3, max_ell=2)
     assert final["val/forces_mae"] < 0.06
     assert final["val/energy_per_atom_mae"] < 0.012
     assert final["val/stress_mae"] < 0.005

@@ -3,7 +3,6 @@ dipoles."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import ase
@@ -15,34 +14,40 @@ from physicsml_like.models import PaiNNModel
 from .contract import (
     MOLECULE_TARGETS,
     PERIODIC_TARGETS,
-    check_forces_are_gradients,
+    FamilyContract,
+    check_energy_continuous_at_cutoff,
     check_learns,
-    check_periodic_consistency,
-    check_save_load,
     check_symmetries,
+    learning_config,
     small_config,
 )
 
 ARCH = {"num_features": 8, "num_radial": 8, "num_interactions": 2}
 
 
-@pytest.fixture(scope="module")
-def molecule_model(tmp_path_factory, ethanol) -> PaiNNModel:
-    config = small_config(tmp_path_factory.mktemp("runs"),
-                          {**MOLECULE_TARGETS, "y_graph_vector": "dipole", "y_node_scalars": ["charges"]},
-                          model_dtype="float64", **ARCH)
-    return PaiNNModel(config).initialise(ethanol[:20])
+class TestPaiNN(FamilyContract):
+    """The molecule model predicts the dipole and charges, so the contract's symmetry check
+    covers energy, forces, charges and the dipole."""
 
+    model_class = PaiNNModel
+    arch = ARCH
 
-@pytest.fixture(scope="module")
-def periodic_model(tmp_path_factory, cu_frames) -> PaiNNModel:
-    config = small_config(tmp_path_factory.mktemp("runs"), PERIODIC_TARGETS, model_dtype="float64", **ARCH)
-    return PaiNNModel(config).initialise(cu_frames[:20])
+    def test_dipole_is_taken_about_the_centroid(self, molecule_model: PaiNNModel, ethanol: list[ase.Atoms]) -> None:
+        """The dipole is taken about each structure's centroid, so moving the molecule changes nothing."""
+        atoms = ethanol[2]
+        moved = atoms.copy()
+        moved.positions += [3.0, -2.0, 10.0]
+        a, b = molecule_model.predict([atoms, moved])["dipole"]
+        np.testing.assert_allclose(a, b, atol=1e-9)
 
+    def test_energy_is_continuous_at_the_cutoff(self, molecule_model: PaiNNModel) -> None:
+        check_energy_continuous_at_cutoff(molecule_model)
 
-def test_symmetries(molecule_model, periodic_model, ethanol, cu_frames) -> None:
-    check_symmetries(molecule_model, ethanol[7])  # energy, forces, charges and the dipole
-    check_symmetries(periodic_model, cu_frames[8])
+    def test_every_layer_says_what_it_is(self, molecule_model: PaiNNModel) -> None:
+        text = repr(molecule_model.module.network)
+        assert "features=8, interactions=2" in text and "trainable weights" in text
+        assert "8s+8v -> 4s+4v" in text and "4s+4v -> 1s+1v" in text
+        assert "cutoff=4.0, num_basis=8" in text
 
 
 def test_direct_node_vectors_rotate(ethanol, tmp_path: Path) -> None:
@@ -50,28 +55,6 @@ def test_direct_node_vectors_rotate(ethanol, tmp_path: Path) -> None:
     model = PaiNNModel(config).initialise(ethanol[:10])
     assert model.prediction_kinds()["forces"] == "node_vector"
     check_symmetries(model, ethanol[4])
-
-
-def test_periodic_consistency_and_stress(periodic_model) -> None:
-    check_periodic_consistency(periodic_model)
-
-
-def test_forces_are_gradients(molecule_model, periodic_model, ethanol, cu_frames) -> None:
-    check_forces_are_gradients(molecule_model, ethanol[3])
-    check_forces_are_gradients(periodic_model, cu_frames[3])
-
-
-def test_save_load(molecule_model, ethanol, tmp_path: Path) -> None:
-    check_save_load(molecule_model, ethanol[:4], tmp_path / "painn")
-
-
-def test_dipole_is_taken_about_the_centroid(molecule_model, ethanol) -> None:
-    """The dipole is taken about each structure's centroid, so moving the molecule changes nothing."""
-    atoms = ethanol[2]
-    moved = atoms.copy()
-    moved.positions += [3.0, -2.0, 10.0]
-    a, b = molecule_model.predict([atoms, moved])["dipole"]
-    np.testing.assert_allclose(a, b, atol=1e-9)
 
 
 def test_shared_filters_and_interactions_share_weights(ethanol, tmp_path: Path) -> None:
@@ -87,35 +70,14 @@ def test_shared_filters_and_interactions_share_weights(ethanol, tmp_path: Path) 
     assert count(shared_interactions=True) == separate - 2 * block_weights
 
 
-def test_energy_is_continuous_at_the_cutoff(molecule_model) -> None:
-    cutoff = molecule_model.config.datamodule.cut_off
-    energies = []
-    for r in (cutoff - 1e-6, cutoff + 1e-6):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # beyond the cutoff the two atoms have no neighbour
-            pair = ase.Atoms("CO", positions=[[0, 0, 0], [r, 0, 0]])
-            energies.append(float(molecule_model.predict([pair])["energy"][0]))
-    assert abs(energies[0] - energies[1]) < 1e-9
-
-
-def test_every_layer_says_what_it_is(molecule_model) -> None:
-    text = repr(molecule_model.module.network)
-    assert "features=8, interactions=2" in text and "trainable weights" in text
-    assert "8s+8v -> 4s+4v" in text and "4s+4v -> 1s+1v" in text
-    assert "cutoff=4.0, num_basis=8" in text
-
-
 def test_painn_learns_ethanol_forces_and_dipoles(tmp_path: Path, ethanol) -> None:
     """64 channels, 3 interactions, 4 epochs on 200 ethanol frames with energy, forces and
     dipole: validation force MAE 0.15-0.18 eV/Å (zero-force baseline 0.77) and dipole MAE
     0.015-0.018 (zero-dipole baseline 0.21) over three seeds; thresholds 0.4 and 0.25 x baseline."""
 
     def make() -> PaiNNModel:
-        return PaiNNModel(datamodule={**MOLECULE_TARGETS, "y_graph_vector": "dipole", "cut_off": 4.5,
-                                      "train": {"batch_size": 8}},
-                          compute_forces=True, num_features=64, num_radial=16, num_interactions=3,
-                          optimizer={"name": "Adam", "config": {"lr": 5e-3}},
-                          trainer={"max_epochs": 4, "default_root_dir": str(tmp_path), "enable_progress_bar": False})
+        return PaiNNModel(learning_config(tmp_path, {**MOLECULE_TARGETS, "y_graph_vector": "dipole", "cut_off": 4.5},
+                                          epochs=4, lr=5e-3, num_features=64, num_radial=16, num_interactions=3))
 
     val = ethanol[500:600]
     metrics = check_learns(make, ethanol[:200], val, max_fraction_of_zero_force=0.4)
@@ -130,10 +92,7 @@ def test_painn_learns_periodic_copper_forces_and_stress(tmp_path: Path, cu_frame
     baseline 0.74) and stress MAE 0.008 eV/Å³ when calibrated; thresholds leave room for seeds."""
 
     def make() -> PaiNNModel:
-        return PaiNNModel(datamodule={**PERIODIC_TARGETS, "cut_off": 4.0, "train": {"batch_size": 8}},
-                          compute_forces=True, compute_stress=True, num_features=32, num_radial=16,
-                          optimizer={"name": "Adam", "config": {"lr": 5e-3}},
-                          trainer={"max_epochs": 6, "default_root_dir": str(tmp_path), "enable_progress_bar": False})
+        return PaiNNModel(learning_config(tmp_path, PERIODIC_TARGETS, epochs=6, lr=5e-3, num_features=32, num_radial=16))
 
     metrics = check_learns(make, cu_frames[:100], cu_frames[250:290], max_fraction_of_zero_force=0.3)
     assert metrics["val/stress_mae"].iloc[-1] < 0.015
