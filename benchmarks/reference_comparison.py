@@ -1,12 +1,17 @@
 """This package's MACE and NequIP beside the mace-torch and physicsml packages, trained the same
 way on the same data, side by side.
 
-    python benchmarks/reference_comparison.py             # everything; writes benchmarks/results/reference_comparison.md
-    python benchmarks/reference_comparison.py --quick     # plumbing check: small splits, 1 epoch
+    python benchmarks/reference_comparison.py             # everything (60-100 min on 2 cores)
+    python benchmarks/reference_comparison.py --quick     # plumbing check: small splits, 1 epoch (~6 min)
     python benchmarks/reference_comparison.py --install-only
     python benchmarks/reference_comparison.py --tables mace_cu md   # part of it (md needs mace_cu)
 
-Run it with this package's Python from the repository root. The reference codes are installed by
+The full run writes ``benchmarks/results/reference_comparison.md``, the quick one
+``benchmarks/_work/reference_comparison_quick.md``; the numbers behind them are kept in
+``benchmarks/_work/reference_comparison_{full,quick}.json``, so a partial rerun (``--tables``,
+``--codes``) replaces only what it runs.
+
+Run it with this package's Python. The reference codes are installed by
 this script, each into its own virtual environment under ``benchmarks/_work/`` (git-ignored),
 with ``torch`` pinned to this package's version so no code gets another build. This package
 never imports them; each code, this one included, trains in its own process (so its timings and
@@ -382,12 +387,12 @@ def comparisons(table: Table, rows: list[dict[str, Any]]) -> list[str]:
         if with_targets:
             verdict = lambda ok: "met" if ok else "missed"  # noqa: E731
             lines.append(
-                f"- against {name}: force MAE ratio {mae:.2f} (target <= 1: {verdict(mae <= 1)}), "
+                f"- against {name}: force MAE ratio {mae:.3f} (target <= 1: {verdict(mae <= 1)}), "
                 f"training throughput {speed:.2f}x (target >= 1.5x: {verdict(speed >= 1.5)}), "
                 f"peak RSS {memory:.2f}x (target <= 0.5x: {verdict(memory <= 0.5)})"
             )
         else:
-            lines.append(f"- against {name}: force MAE ratio {mae:.2f}, training throughput {speed:.2f}x, peak RSS {memory:.2f}x")
+            lines.append(f"- against {name}: force MAE ratio {mae:.3f}, training throughput {speed:.2f}x, peak RSS {memory:.2f}x")
     return lines
 
 

@@ -29,7 +29,8 @@ def read_job() -> dict[str, Any]:
 
 
 def set_threads(job: dict[str, Any]) -> None:
-    """The same intra-op thread count for every code (OMP_NUM_THREADS is set by the caller)."""
+    """The same intra-op thread count and seeds for every code (OMP_NUM_THREADS is set by the
+    caller, before any library reads it)."""
     import torch
 
     torch.set_num_threads(int(job["threads"]))
@@ -155,8 +156,7 @@ def md_frames(job: dict[str, Any]) -> Any:
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
     atoms = read_frames(job["test"])[0]
-    for key in (ENERGY_KEY,):
-        atoms.info.pop(key, None)
+    atoms.info.pop(ENERGY_KEY, None)
     atoms.arrays.pop(FORCES_KEY, None)
     MaxwellBoltzmannDistribution(atoms, temperature_K=job["md"]["temperature_K"], rng=np.random.default_rng(job["seed"]))
     return atoms
