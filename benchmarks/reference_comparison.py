@@ -139,8 +139,8 @@ class Table:
 TABLES = (
     Table("mace_cu", "mace", "cu", ("ours", "mace-torch", "physicsml"), 10),
     Table("mace_ethanol", "mace", "ethanol", ("ours", "mace-torch", "physicsml"), 10),
-    Table("nequip_cu", "nequip", "cu", ("ours", "physicsml"), 2,
-          "2 epochs for both codes (physicsml's NequIP takes over 10 minutes an epoch here)"),
+    Table("nequip_cu", "nequip", "cu", ("ours", "physicsml"), 1,
+          "1 epoch for both codes (physicsml's NequIP takes over 10 minutes an epoch here)"),
     Table("nequip_ethanol", "nequip", "ethanol", ("ours", "physicsml"), 10),
 )
 MD_CODES = ("ours", "mace-torch")
