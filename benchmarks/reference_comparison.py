@@ -1,0 +1,541 @@
+"""This package's MACE and NequIP beside the mace-torch and physicsml packages, trained the same
+way on the same data, side by side.
+
+    python benchmarks/reference_comparison.py             # everything (60-100 min on 2 cores)
+    python benchmarks/reference_comparison.py --quick     # plumbing check: small splits, 1 epoch (~6 min)
+    python benchmarks/reference_comparison.py --install-only
+    python benchmarks/reference_comparison.py --tables mace_cu md   # part of it (md needs mace_cu)
+
+The full run writes ``benchmarks/results/reference_comparison.md``, the quick one
+``benchmarks/_work/reference_comparison_quick.md``; the numbers behind them are kept in
+``benchmarks/_work/reference_comparison_{full,quick}.json``, so a partial rerun (``--tables``,
+``--codes``) replaces only what it runs.
+
+Run it with this package's Python. The reference codes are installed by
+this script, each into its own virtual environment under ``benchmarks/_work/`` (git-ignored),
+with ``torch`` pinned to this package's version so no code gets another build. This package
+never imports them; each code, this one included, trains in its own process (so its timings and
+peak memory are its own) through a small runner in ``benchmarks/reference/``.
+
+Tables
+------
+``mace_cu``
+    MACE on fcc copper, 3x3x3 conventional cells (108 atoms) in one fixed cell (physicsml's
+    datamodule takes one global cell), rattled (0.1 Å), EMT energies and forces, 400 train /
+    50 validation / 100 test; this package, mace-torch, physicsml.
+``mace_ethanol``
+    MACE on the bundled ethanol set (GFN2-xTB, 9 atoms, not periodic), shuffled with a fixed
+    seed, 400 / 50 / 100; the same three codes.
+``nequip_cu`` / ``nequip_ethanol``
+    NequIP, this package against physicsml, on the same data; on copper for fewer epochs,
+    because physicsml's NequIP takes many minutes an epoch there.
+``md``
+    ASE velocity-Verlet steps on a 108-atom copper cell with the MACE models of ``mace_cu``:
+    this package's ``model.to_ase_calculator()`` against mace-torch's ``MACECalculator``.
+
+Every code: cutoff 5 Å, batches of 8, float32 training, Adam (lr 1e-2, amsgrad, no weight
+decay) at a constant learning rate, no gradient clipping, EMA or SWA, loss = 1 x MSE of the
+total energy + 10 x MSE of the force components. Per-element reference energies (least squares
+on the element counts of the training split), the scale of per-atom outputs (the RMS force
+component) and the neighbour-sum normaliser (mean neighbours per atom) come from the training
+split: this package and mace-torch compute them themselves; physicsml, which does not, is given
+the same numbers.
+
+Reported per code: test energy and force MAE, training structures per second (epoch time,
+validation excluded), prediction structures per second (from structures to energies and
+forces, graphs included, batches of 8), peak resident memory of the training process,
+trainable parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BENCHMARKS = Path(__file__).resolve().parent
+REPOSITORY = BENCHMARKS.parent
+RUNNERS = BENCHMARKS / "reference"
+WORK = BENCHMARKS / "_work"
+RESULTS = BENCHMARKS / "results" / "reference_comparison.md"
+QUICK_RESULTS = WORK / "reference_comparison_quick.md"
+
+sys.path.insert(0, str(RUNNERS))
+from _common import ENERGY_KEY, FORCES_KEY  # noqa: E402
+
+THREADS = 2
+TORCH = "torch==2.13.0"
+"""The torch every environment gets: installed first and held by a constraint, so installing a
+reference code never replaces it (any other request would fetch a different, much larger build)."""
+
+
+@dataclass(frozen=True)
+class ReferenceCode:
+    """A code installed from the package index into its own virtual environment."""
+
+    venv: str
+    packages: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    """Environment variables its runs need."""
+
+    @property
+    def python(self) -> Path:
+        return WORK / self.venv / "bin" / "python"
+
+
+REFERENCE_CODES = {
+    "mace-torch": ReferenceCode("venv-mace", ("mace-torch==0.3.16",)),
+    # physicsml 0.6.0's molflux fails to import with newer pyarrow; its pre-batching loads
+    # pickled batches, which torch >= 2.6 refuses unless told otherwise
+    "physicsml": ReferenceCode("venv-physicsml", ("physicsml==0.6.0", "pyarrow==24.0.0"),
+                               (("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1"),)),
+}
+RUNNER = {"ours": "run_ours.py", "mace-torch": "run_mace_torch.py", "physicsml": "run_physicsml.py"}
+VERSION_OF = {"ours": "physicsml-like", "mace-torch": "mace-torch", "physicsml": "physicsml"}
+"""The distribution whose version identifies each code."""
+DISPLAY = {"ours": "physicsml_like (this package)", "mace-torch": "mace-torch", "physicsml": "physicsml"}
+
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    # mace-torch's MACE with a plain first interaction: 60,752 trainable parameters on one element
+    "mace": {"hidden_irreps": "32x0e + 32x1o", "max_ell": 2, "correlation": 3, "num_interactions": 2,
+             "num_bessel": 8, "num_polynomial_cutoff": 5, "mlp_irreps": "16x0e", "radial_mlp": [64, 64, 64]},
+    # physicsml's NequIP defaults, with 3 layers
+    "nequip": {"num_layers": 3, "num_features": 32, "max_ell": 2, "parity": True, "num_bessel": 8,
+               "bessel_basis_trainable": True, "num_polynomial_cutoff": 6, "radial_mlp": [64, 64],
+               "readout_features": 16},
+}
+
+
+@dataclass(frozen=True)
+class Table:
+    """One training comparison: a model family on a dataset, the codes that train it."""
+
+    key: str
+    """Name on the command line (``--tables``) and in the saved results."""
+    family: str
+    """``"mace"`` or ``"nequip"`` (a key of ``ARCHITECTURES``)."""
+    dataset: str
+    """``"cu"`` or ``"ethanol"``."""
+    codes: tuple[str, ...]
+    epochs: int
+    """Epochs of the full run (``--quick``: 1)."""
+    note: str = ""
+    """Printed above the table."""
+
+
+TABLES = (
+    Table("mace_cu", "mace", "cu", ("ours", "mace-torch", "physicsml"), 10),
+    Table("mace_ethanol", "mace", "ethanol", ("ours", "mace-torch", "physicsml"), 10),
+    Table("nequip_cu", "nequip", "cu", ("ours", "physicsml"), 1,
+          "1 epoch for both codes (physicsml's NequIP takes over 10 minutes an epoch here)"),
+    Table("nequip_ethanol", "nequip", "ethanol", ("ours", "physicsml"), 10),
+)
+MD_CODES = ("ours", "mace-torch")
+SPLITS = {"full": (400, 50, 100), "quick": (40, 10, 20)}
+MD_SETTINGS = {
+    "full": {"dtype": "float64", "timestep_fs": 1.0, "temperature_K": 300.0, "warmup_steps": 10, "steps": 50},
+    "quick": {"dtype": "float64", "timestep_fs": 1.0, "temperature_K": 300.0, "warmup_steps": 2, "steps": 5},
+}
+TRAINING = {"cutoff": 5.0, "batch_size": 8, "lr": 1e-2, "energy_weight": 1.0, "forces_weight": 10.0, "seed": 0}
+
+
+# ---------------------------------------------------------------------------- environments
+def install(name: str) -> None:
+    """Create the code's virtual environment unless it already holds what it should."""
+    code = REFERENCE_CODES[name]
+    root = WORK / code.venv
+    marker = root / "installed.json"
+    wanted = {"torch": TORCH, "packages": list(code.packages)}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
+        return
+    print(f"installing {name} into {root.relative_to(REPOSITORY)} ...", flush=True)
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base_python, "-m", "venv", str(root)], check=True)
+    constraints = root / "constraints.txt"
+    constraints.write_text(TORCH + "\n")
+    pip = [str(code.python), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, TORCH], check=True)
+    subprocess.run([*pip, "--constraint", str(constraints), *code.packages], check=True)
+    marker.write_text(json.dumps(wanted))
+
+
+def version(code: str) -> str:
+    """The installed version of the code's package (in its environment)."""
+    if code == "ours":
+        return importlib.metadata.version(VERSION_OF[code])
+    query = f"import importlib.metadata as m; print(m.version({VERSION_OF[code]!r}))"
+    done = subprocess.run([str(REFERENCE_CODES[code].python), "-c", query], capture_output=True, text=True)
+    return done.stdout.strip() or "?"
+
+
+# ---------------------------------------------------------------------------- data
+def copper_frames(count: int, seed: int) -> list[Any]:
+    """Rattled 108-atom fcc copper cells (one fixed cell) with EMT energies and forces."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(count):
+        atoms = bulk("Cu", "fcc", a=3.61, cubic=True) * (3, 3, 3)
+        atoms.rattle(stdev=0.1, seed=int(rng.integers(2**31)))
+        atoms.calc = EMT()
+        frames.append(with_labels(atoms, atoms.get_potential_energy(), atoms.get_forces()))
+    return frames
+
+
+def ethanol_frames(count: int, seed: int) -> list[Any]:
+    """Frames of the bundled ethanol set in a shuffled order (fixed seed)."""
+    from physicsml_like.datasets import load_dataset
+
+    frames = load_dataset("ethanol")
+    order = np.random.default_rng(seed).permutation(len(frames))[:count]
+    if len(order) < count:
+        raise ValueError(f"ethanol has {len(frames)} frames, {count} asked for")
+    return [with_labels(frames[i], frames[i].get_potential_energy(), frames[i].get_forces()) for i in order]
+
+
+def with_labels(atoms: Any, energy: float, forces: np.ndarray) -> Any:
+    """A copy without calculator, the labels under names no reader takes for a calculator's."""
+    out = atoms.copy()
+    out.calc = None
+    out.info = {ENERGY_KEY: float(energy)}
+    out.arrays[FORCES_KEY] = np.asarray(forces, dtype=np.float64)
+    return out
+
+
+def statistics(train: list[Any], cutoff: float) -> dict[str, Any]:
+    """What physicsml is given and the other codes derive themselves from the training split."""
+    from ase.neighborlist import neighbor_list
+
+    elements = sorted({int(z) for f in train for z in f.numbers})
+    counts = np.array([[np.count_nonzero(f.numbers == z) for z in elements] for f in train], dtype=np.float64)
+    energies = np.array([f.info[ENERGY_KEY] for f in train])
+    reference = np.linalg.lstsq(counts, energies, rcond=None)[0]
+    forces = np.concatenate([f.arrays[FORCES_KEY] for f in train])
+    edges = sum(len(neighbor_list("i", f, cutoff)) for f in train)
+    return {
+        "element_energy": {str(z): float(e) for z, e in zip(elements, reference, strict=True)},
+        "force_rms": float(np.sqrt(np.mean(forces**2))),
+        "avg_num_neighbours": edges / sum(len(f) for f in train),
+    }
+
+
+def write_dataset(name: str, mode: str) -> dict[str, Any]:
+    """Write the dataset's splits as extended XYZ and return what a job needs to know of them."""
+    import ase.io
+
+    n_train, n_val, n_test = SPLITS[mode]
+    total = n_train + n_val + n_test
+    frames = copper_frames(total, seed=0) if name == "cu" else ethanol_frames(total, seed=0)
+    folder = WORK / "data" / mode / name
+    folder.mkdir(parents=True, exist_ok=True)
+    splits = {"train": frames[:n_train], "validation": frames[n_train : n_train + n_val], "test": frames[n_train + n_val :]}
+    paths = {}
+    for split, subset in splits.items():
+        paths[split] = str(folder / f"{split}.xyz")
+        ase.io.write(paths[split], subset, format="extxyz")
+    first = frames[0]
+    periodic = bool(first.pbc.any())
+    return {
+        **paths,
+        "n_train": n_train,
+        "n_validation": n_val,
+        "n_test": n_test,
+        "atoms_per_structure": sorted({len(f) for f in frames}),
+        "elements": sorted({int(z) for f in frames for z in f.numbers}),
+        "pbc": [bool(p) for p in first.pbc],
+        "cell": first.cell.array.tolist() if periodic else None,
+        "statistics": statistics(splits["train"], TRAINING["cutoff"]),
+    }
+
+
+# ---------------------------------------------------------------------------- running
+def run_job(code: str, job: dict[str, Any]) -> dict[str, Any]:
+    """Run one code's runner on a job in a fresh process; its result, or the error it ended with."""
+    workdir = Path(job["workdir"])
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    job_file = workdir / "job.json"
+    job = {**job, "result": str(workdir / "result.json")}
+    job_file.write_text(json.dumps(job, indent=1))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update({"OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS), "PYTHONUNBUFFERED": "1"})
+    if code == "ours":
+        python = Path(sys.executable)
+        env["PYTHONPATH"] = str(REPOSITORY)
+    else:
+        python = REFERENCE_CODES[code].python
+        env.update(dict(REFERENCE_CODES[code].env))
+    command = [str(python), str(RUNNERS / RUNNER[code]), str(job_file)]
+    start = time.perf_counter()
+    with open(workdir / "log.txt", "w") as log:
+        done = subprocess.run(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - start
+    if done.returncode != 0 or not Path(job["result"]).exists():
+        tail = (workdir / "log.txt").read_text().strip().splitlines()[-25:]
+        print("\n".join(tail), flush=True)
+        return {"code": code, "error": (tail[-1] if tail else f"exit {done.returncode}")[:160]}
+    result = json.loads(Path(job["result"]).read_text())
+    result["process_wall_s"] = wall
+    return result
+
+
+def _replace_row(rows: list[dict[str, Any]], row: dict[str, Any], order: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The table's rows with this code's replaced (a partial rerun keeps the other codes' rows)."""
+    by_code = {r["code"]: r for r in rows}
+    by_code[row["code"]] = row
+    return [by_code[c] for c in order if c in by_code]
+
+
+def training_job(table: Table, code: str, data: dict[str, Any], mode: str, epochs: int) -> dict[str, Any]:
+    return {
+        "task": "train", "family": table.family, "dataset": table.dataset, "epochs": epochs,
+        "architecture": ARCHITECTURES[table.family], "threads": THREADS, **TRAINING,
+        **{k: data[k] for k in ("train", "validation", "test", "n_train", "elements", "pbc", "cell", "statistics")},
+        "workdir": str(WORK / "runs" / mode / table.key / code),
+    }
+
+
+# ---------------------------------------------------------------------------- report
+def machine() -> dict[str, str]:
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "torch": importlib.metadata.version("torch"),
+        "e3nn": importlib.metadata.version("e3nn"),
+        "threads": f"{THREADS} (torch.set_num_threads, OMP_NUM_THREADS)",
+        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def _number(value: Any, digits: int) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def training_table(table: Table, rows: list[dict[str, Any]], data: dict[str, Any], epochs: int, versions: dict[str, str]) -> list[str]:
+    n_train, n_val, n_test = data["n_train"], data["n_validation"], data["n_test"]
+    title = {"mace": "MACE", "nequip": "NequIP"}[table.family]
+    where = {"cu": f"fcc Cu, {data['atoms_per_structure'][0]} atoms, fixed cell, EMT", "ethanol": "ethanol, 9 atoms, GFN2-xTB"}[table.dataset]
+    lines = [f"## {title} on {where} ({n_train} train / {n_val} validation / {n_test} test, {epochs} epoch{'s' if epochs != 1 else ''})", ""]
+    if table.note and epochs == table.epochs:
+        lines += [f"Note: {table.note}.", ""]
+    lines += [
+        "| code | version | trainable parameters (changed by training) | energy MAE (meV/atom) | force MAE (meV/Å) | "
+        "train (structures/s) | mean epoch (s) | predict (structures/s) | peak RSS (GiB) | process wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    baseline = None
+    for row in rows:
+        code = row["code"]
+        name = DISPLAY[code]
+        if "error" in row:
+            lines.append(f"| {name} | {versions.get(code, '?')} | failed: {row['error']} |")
+            continue
+        baseline = row["zero_force_mae_meV_per_A"]
+        epoch = row["train_seconds"] / row["epochs_timed"] if row["epochs_timed"] else None
+        lines.append(
+            f"| {name} | {versions.get(code, '?')} | {row['parameters']:,} ({_number(row.get('updated_parameters'), 0)}) | "
+            f"{_number(row['energy_mae_meV_per_atom'], 2)} | "
+            f"{_number(row['forces_mae_meV_per_A'], 1)} | {_number(row['train_structures_per_s'], 2)} | {_number(epoch, 1)} | "
+            f"{_number(row['predict_structures_per_s'], 1)} | {_number(row['peak_rss_gib'], 2)} | {_number(row['process_wall_s'], 0)} |"
+        )
+    if baseline is not None:
+        lines += ["", f"Zero-force baseline (mean |force component| of the test set): {baseline:.1f} meV/Å."]
+    lines += [""] + comparisons(table, rows) + [""]
+    return lines
+
+
+def comparisons(table: Table, rows: list[dict[str, Any]]) -> list[str]:
+    """Ours against each reference: the targets (force MAE no worse, training throughput at
+    least 1.5x, peak memory at most half) where they apply, the plain ratios elsewhere."""
+    by_code = {r["code"]: r for r in rows if "error" not in r}
+    ours = by_code.get("ours")
+    if ours is None:
+        return []
+    lines = []
+    with_targets = table.key == "mace_cu"
+    for name, ref in by_code.items():
+        if name == "ours":
+            continue
+        mae = ours["forces_mae_meV_per_A"] / ref["forces_mae_meV_per_A"]
+        speed = ours["train_structures_per_s"] / ref["train_structures_per_s"]
+        memory = ours["peak_rss_gib"] / ref["peak_rss_gib"]
+        if with_targets:
+            verdict = lambda ok: "met" if ok else "missed"  # noqa: E731
+            lines.append(
+                f"- against {name}: force MAE ratio {mae:.3f} (target <= 1: {verdict(mae <= 1)}), "
+                f"training throughput {speed:.2f}x (target >= 1.5x: {verdict(speed >= 1.5)}), "
+                f"peak RSS {memory:.2f}x (target <= 0.5x: {verdict(memory <= 0.5)})"
+            )
+        else:
+            lines.append(f"- against {name}: force MAE ratio {mae:.3f}, training throughput {speed:.2f}x, peak RSS {memory:.2f}x")
+    return lines
+
+
+def md_table(rows: list[dict[str, Any]], settings: dict[str, Any], versions: dict[str, str]) -> list[str]:
+    lines = [
+        f"## Molecular dynamics step time (MACE of the copper table, 108 atoms, {settings['dtype']})", "",
+        f"ASE `VelocityVerlet`, {settings['timestep_fs']} fs, velocities drawn at {settings['temperature_K']:.0f} K, "
+        f"{settings['warmup_steps']} warm-up steps then {settings['steps']} timed steps; median and 90th percentile. "
+        "This package: `model.to_ase_calculator(dtype=...)` on the saved model; mace-torch: `MACECalculator` on "
+        "the `.model` file it wrote. mace-torch's calculator computes the stress at every step of a MACE "
+        "model, so this package is timed both without and with the stress.", "",
+        "| code | version | computes | ms/step (median) | ms/step (p90) | total-energy change (meV/atom) | peak RSS (GiB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        code = row["code"]
+        name = DISPLAY[code]
+        if "error" in row:
+            lines.append(f"| {name} | {versions.get(code, '?')} | failed: {row['error']} |")
+            continue
+        for label, what in (("forces", "energy, forces"), ("forces_stress", "energy, forces, stress")):
+            key = f"md_ms_per_step[{label}]"
+            if key in row:
+                lines.append(
+                    f"| {name} | {versions.get(code, '?')} | {what} | {_number(row[key], 1)} | "
+                    f"{_number(row[f'md_ms_per_step_p90[{label}]'], 1)} | "
+                    f"{_number(row[f'md_total_energy_change_meV_per_atom[{label}]'], 3)} | {_number(row['peak_rss_gib'], 2)} |"
+                )
+    return lines + [""]
+
+
+def settings_section(mode: str) -> list[str]:
+    mace, nequip = ARCHITECTURES["mace"], ARCHITECTURES["nequip"]
+    return [
+        "## Settings (the same for every code)", "",
+        f"- Training: cutoff {TRAINING['cutoff']} Å, batch {TRAINING['batch_size']}, float32, Adam lr {TRAINING['lr']} "
+        "with amsgrad, no weight decay, constant learning rate (physicsml: `scheduler=None`; mace-torch: "
+        "`--scheduler ExponentialLR --lr_scheduler_gamma 1.0`), no gradient clipping (mace-torch: `--clip_grad None`), "
+        "no EMA or SWA, validation every epoch.",
+        f"- Loss: {TRAINING['energy_weight']:g} x MSE of the total energy + {TRAINING['forces_weight']:g} x MSE of the force components. "
+        "mace-torch's `weighted` loss averages the energy error per atom, so it gets `--energy_weight` "
+        "multiplied by N² (every structure of a dataset has N atoms), which is the same loss.",
+        "- Normalisation from the training split: per-element reference energies (least squares), the RMS force "
+        "component as scale of the per-atom outputs, the mean neighbour count as normaliser. This package and "
+        "mace-torch (`--E0s average --scaling rms_forces_scaling`) compute them; physicsml is given the same "
+        "numbers (`physicsml_total_atomic_energy`, `scaling_std`, `avg_num_neighbours`).",
+        f"- MACE: hidden irreps {mace['hidden_irreps']}, max_ell {mace['max_ell']}, correlation {mace['correlation']}, "
+        f"{mace['num_interactions']} interactions (plain first, residual after), {mace['num_bessel']} Bessel functions, "
+        f"polynomial cutoff p={mace['num_polynomial_cutoff']}, MLP irreps {mace['mlp_irreps']}, radial MLP {mace['radial_mlp']}.",
+        f"- NequIP: {nequip['num_layers']} layers, {nequip['num_features']} features, max_ell {nequip['max_ell']} with both "
+        f"parities, {nequip['num_bessel']} trainable Bessel functions, polynomial cutoff p={nequip['num_polynomial_cutoff']}, "
+        f"radial MLP {nequip['radial_mlp']}, self-connection and residual updates, readout of {nequip['readout_features']} scalars.",
+        "- Parameters: trainable values (`requires_grad`); in brackets, how many of them training changed. "
+        "A weight that cannot reach the loss gets a zero gradient, and Adam without weight decay never moves it: "
+        "physicsml's NequIP computes every irrep in its last layer though its readout reads only the scalars, "
+        "whereas this package's last NequIP block computes only what the readout reads.",
+        "- Batches: this package and mace-torch draw new batches every epoch; physicsml (`pre_batch=\"in_memory\"`) "
+        "forms its batches once and shuffles their order.",
+        "- Timings: training structures/s = training structures x timed epochs / time in training epochs "
+        "(validation excluded; graph building before the first epoch excluded); prediction = the test split "
+        "from structures to energies and forces, batches of 8. Peak RSS: `VmHWM` of the process that trained "
+        "(includes its predictions, which need less). Each code in its own process, nothing else running.",
+        "",
+    ]
+
+
+def render(mode: str, results: dict[str, Any], datasets: dict[str, Any], versions: dict[str, str], command: str) -> str:
+    info = machine()
+    lines = [
+        "# Reference comparison: MACE and NequIP against mace-torch and physicsml", "",
+        f"Machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, torch {info['torch']} in every "
+        f"environment, e3nn {info['e3nn']} here; {info['threads']} threads for every code.  ",
+        f"Date: {info['date']}  ",
+        f"Command: `{command}`" + ("  \nQuick mode: a plumbing check, not a measurement." if mode == "quick" else ""), "",
+        "Versions: " + ", ".join(f"{DISPLAY[code]} {v}" for code, v in versions.items()), "",
+    ]
+    for table in TABLES:
+        if table.key in results:
+            lines += training_table(table, results[table.key], datasets[table.dataset], results[f"{table.key}:epochs"], versions)
+    if "md" in results:
+        lines += md_table(results["md"], MD_SETTINGS[mode], versions)
+    lines += settings_section(mode)
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small splits and 1 epoch, to check the plumbing")
+    parser.add_argument("--tables", nargs="*", default=[t.key for t in TABLES] + ["md"],
+                        choices=[t.key for t in TABLES] + ["md"], help="which tables to run")
+    parser.add_argument("--codes", nargs="*", default=["ours", *REFERENCE_CODES], choices=["ours", *REFERENCE_CODES])
+    parser.add_argument("--install-only", action="store_true", help="set up the reference environments and stop")
+    parser.add_argument("--out", type=Path, default=None, help="markdown file to write")
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
+    out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
+    command = "python benchmarks/reference_comparison.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+    for name in REFERENCE_CODES:
+        if name in args.codes:
+            install(name)
+    if args.install_only:
+        return
+    versions = {code: version(code) for code in args.codes}
+
+    tables = [t for t in TABLES if t.key in args.tables]
+    needed = {t.dataset for t in tables} | ({"cu"} if "md" in args.tables else set())
+    datasets = {}
+    for name in sorted(needed):
+        print(f"writing the {name} splits ...", flush=True)
+        datasets[name] = write_dataset(name, mode)
+
+    results: dict[str, Any] = {}
+    saved = WORK / f"reference_comparison_{mode}.json"
+    if saved.exists():  # tables not rerun keep their last numbers
+        results = json.loads(saved.read_text())
+    results["datasets"] = {**results.get("datasets", {}), **datasets}
+    for table in tables:
+        epochs = 1 if args.quick else table.epochs
+        if results.get(f"{table.key}:epochs") != epochs:
+            results[table.key] = []
+        for code in [c for c in table.codes if c in args.codes]:
+            print(f"{table.key}: {code}, {epochs} epoch(s) ...", flush=True)
+            row = run_job(code, training_job(table, code, datasets[table.dataset], mode, epochs))
+            print(f"  {json.dumps(row)}", flush=True)
+            results[table.key] = _replace_row(results.get(table.key, []), row, table.codes)
+            results[f"{table.key}:epochs"] = epochs
+            saved.write_text(json.dumps(results, indent=1))
+    if "md" in args.tables:
+        for code in [c for c in MD_CODES if c in args.codes]:
+            print(f"md: {code} ...", flush=True)
+            job = {"task": "md", "threads": THREADS, "seed": TRAINING["seed"], "test": datasets["cu"]["test"],
+                   "md": MD_SETTINGS[mode], "trained_workdir": str(WORK / "runs" / mode / "mace_cu" / code),
+                   "workdir": str(WORK / "runs" / mode / "md" / code)}
+            row = run_job(code, job)
+            print(f"  {json.dumps(row)}", flush=True)
+            results["md"] = _replace_row(results.get("md", []), row, MD_CODES)
+            saved.write_text(json.dumps(results, indent=1))
+    text = render(mode, results, results["datasets"], versions, command)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
