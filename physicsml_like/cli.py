@@ -56,6 +56,7 @@ def _train(args: argparse.Namespace) -> int:
     model = load_from_dict({"name": spec["name"], "config": spec.get("config") or {}})
     model.train(data_path("train_data"), data_path("validation_data"), ckpt_path=spec.get("ckpt_path"))
     print(f"run folder: {model.run_dir}")
+    assert model.trainer is not None, "train() keeps its trainer"
     metrics = {k: float(v) for k, v in model.trainer.callback_metrics.items() if k.endswith(("_mae", "_rmse", "loss"))}
     if spec.get("test_data"):
         metrics.update(model.test(data_path("test_data")))
@@ -104,7 +105,7 @@ def _demo(args: argparse.Namespace) -> int:
     epochs = args.epochs
     root = Path(args.root) if args.root else Path(tempfile.mkdtemp(prefix="physicsml_like_demo_"))
     rows = []
-    cases = [
+    cases: list[tuple[str, list[Any], int, dict[str, Any], dict[str, Any]]] = [
         ("ethanol (GFN2-xTB)", load_dataset("ethanol"), 400, {"cut_off": 4.5}, {}),
         ("copper (EMT, periodic)", load_dataset("cu_emt"), 200, {"cut_off": 4.0, "y_stress": "stress"}, {"compute_stress": True}),
     ]
@@ -123,6 +124,7 @@ def _demo(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         model.train(train, val)
         seconds = time.perf_counter() - t0
+        assert model.trainer is not None, "train() keeps its trainer"
         metrics = {k: float(v) for k, v in model.trainer.callback_metrics.items()}
         zero_force = float(np.abs(np.concatenate([f.get_forces() for f in val])).mean())
         rows.append((name, len(train), len(val), seconds, metrics, zero_force))

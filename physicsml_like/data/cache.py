@@ -80,7 +80,7 @@ class CacheWriter:
                 self._rows[name] = 0
             elif array.dtype.str != self._dtype[name] or tuple(array.shape[1:]) != self._tail[name]:
                 raise ValueError(f"array {name!r} changed dtype or shape between chunks")
-            raw = memoryview(array.reshape(-1).view(np.uint8)) if array.size else memoryview(b"")
+            raw = array.reshape(-1).view(np.uint8).data if array.size else memoryview(b"")
             self._files[name].write(raw)
             self._hash[name].update(raw)
             self._rows[name] += len(array)

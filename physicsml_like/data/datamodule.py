@@ -183,7 +183,8 @@ class GraphDataModule(L.LightningDataModule):
         data = self._data[split]
         with_labels = self._wants_labels(split)
         if self.config.pre_batch == "on_disk":
-            arrays: Mapping[str, np.ndarray] = self._opened.pop(split, None) or open_or_build_cache(
+            opened = self._opened.pop(split, None)
+            arrays: Mapping[str, np.ndarray] = opened if opened is not None else open_or_build_cache(
                 data, self.config, with_labels=with_labels, progress=self.progress
             )
         else:

@@ -9,8 +9,9 @@ built by index arithmetic (no Python loop over structures) and equals, key for k
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -137,9 +138,9 @@ class ElementMapping:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> ElementMapping:
-        elements = data.get("elements")
+        elements = cast("Iterable[int] | None", data.get("elements"))
         return cls(
-            elements=tuple(int(z) for z in elements) if elements else None,  # type: ignore[union-attr]
+            elements=tuple(int(z) for z in elements) if elements else None,
             num_elements=data.get("num_elements"),  # type: ignore[arg-type]
         )
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
-from rdkit import Chem, RDLogger
-from rdkit.Chem import AllChem
+from rdkit import Chem
+from rdkit import RDLogger as _RDLogger
+from rdkit.Chem import AllChem as _AllChem
 
 from ..config.datamodule import AtomFeature, ConformerConfig
 from ..errors import DataError
+
+# rdkit's bundled stubs lack most of AllChem and RDLogger: use them untyped
+AllChem: Any = _AllChem
+RDLogger: Any = _RDLogger
 
 __all__ = [
     "BOND_FEATURE_NAMES",

@@ -599,5 +599,5 @@ def content_hash(table: StructureTable) -> str:
         if array is not None:
             a = np.ascontiguousarray(array)
             digest.update(str((a.dtype.str, a.shape)).encode())
-            digest.update(a.view(np.uint8).reshape(-1) if a.size else b"")
+            digest.update(a.view(np.uint8).reshape(-1).data if a.size else b"")
     return digest.hexdigest()

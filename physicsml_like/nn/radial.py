@@ -83,6 +83,8 @@ class BesselBasis(nn.Module):
 class GaussianBasis(nn.Module):
     """Gaussians on an even grid from 0 to the cutoff (SchNet's radial basis)."""
 
+    centres: torch.Tensor
+
     def __init__(self, cutoff: float, num_basis: int = 16) -> None:
         super().__init__()
         self.cutoff = float(cutoff)

@@ -78,6 +78,7 @@ class ConFIGLightningModule(AtomisticLightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         optimizer = self.optimizers()
+        assert not isinstance(optimizer, list), "configure_optimizers returns one optimiser"
         predictions = self.compute(batch, self.network, create_graph=True)
         terms = self.loss_terms(batch, predictions, "train")
         total = sum(terms.values(), torch.zeros((), dtype=self.model_dtype, device=batch.positions.device))
@@ -92,7 +93,7 @@ class ConFIGLightningModule(AtomisticLightningModule):
         trainer_config = self.config.trainer
         if trainer_config.gradient_clip_val:
             self.clip_gradients(
-                optimizer,
+                optimizer.optimizer,
                 gradient_clip_val=trainer_config.gradient_clip_val,
                 gradient_clip_algorithm=trainer_config.gradient_clip_algorithm,
             )
@@ -121,6 +122,7 @@ class ConFIGLightningModule(AtomisticLightningModule):
         if count % sc.frequency:
             return
         scheduler = self.lr_schedulers()
+        assert not isinstance(scheduler, list), "configure_optimizers returns one scheduler"
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             monitor = sc.monitor or self.default_monitor()
             metric = self.trainer.callback_metrics.get(monitor)

@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import numpy as np
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import grad_norm
 from torch import nn
 from torch_geometric.data import Batch
-from torchmetrics import MeanAbsoluteError, MeanSquaredError
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric
 
 from .. import __version__
 from .. import keys as K
@@ -125,6 +125,13 @@ class AtomisticLightningModule(L.LightningModule):
     element_mapping: one-hot slots of the elements.
     spec: the heads the network was built with.
     """
+
+    # buffers (registered in __init__; declared here for type checkers)
+    element_energy: torch.Tensor
+    graph_scalar_mean: torch.Tensor
+    graph_scalar_std: torch.Tensor
+    node_scalar_mean: torch.Tensor
+    node_scalar_std: torch.Tensor
 
     def __init__(
         self,
@@ -264,7 +271,7 @@ class AtomisticLightningModule(L.LightningModule):
                     value = self.energy_scale * summed[:, column] + self.energy_shift * n_atoms
                     out.offsets[name] = scatter_sum(self.element_energy.to(torch.float64)[graph.species], graph.batch, n_graphs)
                     energy_value = value
-                    scale = self.energy_scale
+                    scale: float | torch.Tensor = self.energy_scale
                 else:
                     mean = self.graph_scalar_mean[column].to(self.model_dtype)
                     std = self.graph_scalar_std[column].to(self.model_dtype)
@@ -355,6 +362,7 @@ class AtomisticLightningModule(L.LightningModule):
                 pred, label = pred / pair.n_atoms, label / pair.n_atoms
                 variance = variance / pair.n_atoms**2 if variance is not None else None
             if spec.name == "gaussian_nll":
+                assert variance is not None, "gaussian_nll is only chosen for targets with a variance head"
                 term = F.gaussian_nll_loss(pred, label, variance, full=True, eps=_MIN_VARIANCE)
             else:
                 term = loss_function(spec.name, spec.config)(pred, label)
@@ -375,8 +383,9 @@ class AtomisticLightningModule(L.LightningModule):
     def _update_metrics(self, split: str, name: str, pred: torch.Tensor, label: torch.Tensor, batch_size: int) -> None:
         for metric in ("mae", "rmse"):
             key = _metric_key(split, name, metric)
-            self.metrics[key].update(pred.reshape(-1), label.reshape(-1))
-            self.log(f"{split}/{name}_{metric}", self.metrics[key], on_step=False, on_epoch=True, batch_size=batch_size)
+            tracker = cast(Metric, self.metrics[key])
+            tracker.update(pred.reshape(-1), label.reshape(-1))
+            self.log(f"{split}/{name}_{metric}", tracker, on_step=False, on_epoch=True, batch_size=batch_size)
 
     # ------------------------------------------------------------------ Lightning steps
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -503,7 +512,8 @@ class AtomisticLightningModule(L.LightningModule):
         checkpoint[CHECKPOINT_KEY] = self.describe()
         # dropout and coordinate jitter draw from torch's generator: resume exactly
         checkpoint[CHECKPOINT_KEY]["torch_rng_state"] = torch.get_rng_state()
-        checkpoint[CHECKPOINT_KEY]["numpy_rng_state"] = np.random.get_state()[1].tolist()
+        _, numpy_keys, *_ = cast(tuple[Any, ...], np.random.get_state(legacy=True))
+        checkpoint[CHECKPOINT_KEY]["numpy_rng_state"] = numpy_keys.tolist()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get(CHECKPOINT_KEY, {})

@@ -62,6 +62,9 @@ class BottleneckAdapter(nn.Module):
 class IrrepsScaleShift(nn.Module):
     """SSF on an irreps tensor: one scale per channel (all 2l+1 components), shifts on 0e only."""
 
+    expand: torch.Tensor
+    scalar_index: torch.Tensor
+
     def __init__(self, irreps: object) -> None:
         super().__init__()
         from e3nn import o3

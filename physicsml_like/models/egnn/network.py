@@ -8,6 +8,8 @@ distances, vectors are sums of edge vectors: E(3)-equivariant by construction.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -67,7 +69,7 @@ class EGNNLayer(nn.Module):
         if modify_coords:
             self.phi_x = MLP([c_hidden, c_hidden, 1], act)
             # start near the identity: small coordinate updates
-            nn.init.xavier_uniform_(self.phi_x[-1].weight, gain=1e-3)
+            nn.init.xavier_uniform_(cast(nn.Linear, self.phi_x[-1]).weight, gain=1e-3)
 
     def forward(
         self,
@@ -153,15 +155,17 @@ class EGNN(AtomisticNetwork):
         self.edge_vector_head = MLP([c, c, 1], act) if spec.edge_vector_dim else None
         # an untrained model should predict the training mean (reference energies and shift),
         # not a random offset: the energy head starts at zero
-        for head in (self.per_atom_head, self.pooled_head):
-            if head is not None:
-                nn.init.zeros_(head[-1].weight)
-                nn.init.zeros_(head[-1].bias)
+        for energy_head in (self.per_atom_head, self.pooled_head):
+            if energy_head is not None:
+                last = cast(nn.Linear, energy_head[-1])
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
 
     def reset_parameters(self) -> None:
         for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if module is not self and callable(reset):
+                reset()
 
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
         edge_vectors = graph.edge_vectors
