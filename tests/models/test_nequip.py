@@ -48,6 +48,17 @@ class TestNequIP(FamilyContract):
         assert str(molecule_model.module.network.irreps_final) == "4x0e+4x1o"
         assert str(periodic_model.module.network.irreps_final) == "4x0e"
 
+    def test_every_weight_reaches_an_output(self, periodic_model: NequIPModel, cu_frames) -> None:
+        # blocks are pruned backwards from the heads: no weight is left that cannot get a gradient
+        module = periodic_model.module
+        datamodule = periodic_model._datamodule(periodic_model.config, train_data=cu_frames[:2])
+        datamodule.setup("fit")
+        predictions = module.compute(next(iter(datamodule.train_dataloader())), create_graph=True)
+        sum((value**2).sum() for value in predictions.values.values()).backward()
+        dead = {name: int((p.grad == 0).sum()) for name, p in module.network.named_parameters() if p.grad is None or (p.grad == 0).any()}
+        assert not dead, dead
+        assert str(module.network.blocks[1].irreps_out) == "4x0e+4x1o+4x2e"  # 0o, 1e, 2o cannot reach 0e
+
     def test_every_layer_says_what_it_is(self, molecule_model: NequIPModel) -> None:
         text = repr(molecule_model.module.network)
         assert "trainable weights" in text and "per-edge weights" in text and "cutoff=4.0" in text

@@ -8,7 +8,12 @@ scalars are invariant and ``l = 1`` features rotate with the structure.
 
 The last block computes only what the output heads read (scalars, plus ``l = 1`` vectors when
 a dipole is predicted) instead of every irrep: the readout of a full-irreps last block would
-ignore the rest, so the model is the same and its most expensive paths are skipped.
+ignore the rest, so the model is the same and its most expensive paths are skipped. The same
+holds one block further back: an irrep of block ``k`` that no path of block ``k + 1`` carries
+into what block ``k + 1`` keeps (by convolution, self-connection or residual) cannot change the
+outputs, so :func:`block_targets` prunes backwards from the heads. With 3 layers, ``max_ell=2``
+and both parities this drops the ``0o``, ``1e`` and ``2o`` features of the second block, whose
+weights would otherwise never receive a gradient.
 """
 
 from __future__ import annotations
@@ -33,13 +38,31 @@ from ...training.builder import model_builder
 from .config import NequIPModelConfig
 from .layers import InteractionBlock
 
-__all__ = ["NequIP", "build_nequip", "hidden_irreps"]
+__all__ = ["NequIP", "block_targets", "build_nequip", "hidden_irreps"]
 
 
 def hidden_irreps(num_features: int, max_ell: int, parity: bool) -> o3.Irreps:
     """``num_features`` channels of every irrep up to ``max_ell`` (both parities with ``parity``)."""
     irreps = [o3.Irrep(ell, p) for ell in range(max_ell + 1) for p in ((1, -1) if parity else (1,))]
     return o3.Irreps([(num_features, ir) for ir in sorted(irreps, key=natural_order)])
+
+
+def block_targets(hidden: o3.Irreps, irreps_sh: o3.Irreps, final: o3.Irreps, num_layers: int) -> list[o3.Irreps]:
+    """The irreps each block must produce so that the last one can produce ``final``.
+
+    Block ``k + 1`` keeps an irrep ``ir_out`` through its self-connection and residual (which
+    keep the irrep type) or its convolution (``ir x ir_sh`` contains ``ir_out``); gated ``l > 0``
+    outputs also need ``0e`` gate scalars. Every other irrep of block ``k`` is dead weight.
+    """
+    targets = [o3.Irreps(final)]
+    for _ in range(num_layers - 1):
+        wanted = {ir for _, ir in targets[0]}
+        if any(ir.l > 0 for ir in wanted):
+            wanted.add(o3.Irrep("0e"))
+        useful = [(mul, ir) for mul, ir in hidden
+                  if ir in wanted or any(out in ir * ir_sh for _, ir_sh in irreps_sh for out in wanted)]
+        targets.insert(0, o3.Irreps(useful))
+    return targets
 
 
 class NequIP(AtomisticNetwork):
@@ -70,9 +93,9 @@ class NequIP(AtomisticNetwork):
         hidden = hidden_irreps(features, config.max_ell, config.parity)
         irreps = o3.Irreps(f"{features}x0e")
         blocks = []
-        for index in range(config.num_layers):
+        for targets in block_targets(hidden, self.irreps_sh, final_targets, config.num_layers):
             block = InteractionBlock(
-                irreps, self.irreps_sh, hidden if index < config.num_layers - 1 else final_targets, irreps_node_attrs,
+                irreps, self.irreps_sh, targets, irreps_node_attrs,
                 num_basis=config.num_bessel + spec.num_edge_features,
                 radial_hidden=config.radial_mlp,
                 radial_activation=config.radial_mlp_activation,
