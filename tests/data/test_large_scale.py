@@ -43,7 +43,7 @@ def _synthetic_columns(n: int) -> dict[str, list]:
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*no neighbour:UserWarning")  # a few random atoms sit apart
 def test_on_disk_pass_keeps_memory_flat_and_cache_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(datamodule_module, "_RELEASE_EVERY_BYTES", 16 << 20)
+    monkeypatch.setattr(datamodule_module, "_RESIDENT_BUDGET_BYTES", 16 << 20)
     columns = _synthetic_columns(N_STRUCTURES)
     config = {"y_graph_scalars": ["energy"], "y_node_vector": "forces", "cut_off": 3.0, "pre_batch": "on_disk",
               "cache_dir": str(tmp_path / "cache"), "train": {"batch_size": 32}}
