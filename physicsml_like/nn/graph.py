@@ -122,7 +122,11 @@ class AtomisticNetwork(nn.Module):
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @property
+    def num_trainable_weights(self) -> int:
+        """Values the optimiser updates (``requires_grad`` parameters), as families report them."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
     def extra_repr(self) -> str:
-        weights = sum(p.numel() for p in self.parameters() if p.requires_grad)
         heads = ", ".join(f"{k}={v}" for k, v in self.spec.requested().items())
-        return f"heads: {heads} | {weights} trainable weights"
+        return f"heads: {heads} | {self.num_trainable_weights} trainable weights"

@@ -172,9 +172,8 @@ class Allegro(AtomisticNetwork):
         return out
 
     def extra_repr(self) -> str:
-        weights = sum(p.numel() for p in self.parameters() if p.requires_grad)
         cutoffs = [e.cutoff for e in self.envelopes]
-        return f"layers={len(self.layers)}, sh={self.irreps_sh}, cutoffs={cutoffs} | {weights} trainable weights"
+        return f"layers={len(self.layers)}, sh={self.irreps_sh}, cutoffs={cutoffs} | {self.num_trainable_weights} trainable weights"
 
 
 @model_builder

@@ -148,8 +148,7 @@ class ANI(AtomisticNetwork):
         return out
 
     def extra_repr(self) -> str:
-        weights = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return f"aev_length={self.aev.length}, pooling={self.graph_scalar_pooling} | {weights} trainable weights"
+        return f"aev_length={self.aev.length}, pooling={self.graph_scalar_pooling} | {self.num_trainable_weights} trainable weights"
 
 
 def _hidden_sizes(config: ANIModelConfig, num_slots: int) -> list[tuple[int, ...]]:

@@ -215,8 +215,7 @@ class EGNN(AtomisticNetwork):
         return out
 
     def extra_repr(self) -> str:
-        weights = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return f"layers={len(self.layers)}, pooling={self.graph_scalar_pooling} from {self.pool_from} | {weights} trainable weights"
+        return f"layers={len(self.layers)}, pooling={self.graph_scalar_pooling} from {self.pool_from} | {self.num_trainable_weights} trainable weights"
 
 
 @model_builder

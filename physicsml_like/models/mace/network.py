@@ -208,10 +208,9 @@ class MACE(AtomisticNetwork):
         return [group for group in groups if group["params"]]
 
     def extra_repr(self) -> str:
-        weights = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return (
             f"hidden={self.hidden_irreps}, layers={len(self.interactions)}, elements={self.num_elements}, "
-            f"avg_num_neighbours={self.avg_num_neighbours:.3g} | {weights} trainable weights"
+            f"avg_num_neighbours={self.avg_num_neighbours:.3g} | {self.num_trainable_weights} trainable weights"
         )
 
 

@@ -152,8 +152,7 @@ class NequIP(AtomisticNetwork):
         return out
 
     def extra_repr(self) -> str:
-        weights = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return f"layers={len(self.blocks)}, sh={self.irreps_sh}, final={self.irreps_final} | {weights} trainable weights"
+        return f"layers={len(self.blocks)}, sh={self.irreps_sh}, final={self.irreps_final} | {self.num_trainable_weights} trainable weights"
 
 
 def _readout(irreps_in: o3.Irreps, hidden: str, irreps_out: str) -> torch.nn.Sequential:

@@ -137,11 +137,10 @@ class PaiNN(AtomisticNetwork):
         return out
 
     def extra_repr(self) -> str:
-        weights = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return (
             f"features={self.num_features}, interactions={self.num_interactions}, "
             f"filter sets={len(self.filters)}, block sets={len(self.messages)}, "
-            f"pooling={self.graph_scalar_pooling} | {weights} trainable weights"
+            f"pooling={self.graph_scalar_pooling} | {self.num_trainable_weights} trainable weights"
         )
 
 

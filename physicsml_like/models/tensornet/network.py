@@ -100,10 +100,9 @@ class TensorNet(AtomisticNetwork):
         return out
 
     def extra_repr(self) -> str:
-        weights = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return (
             f"features={self.embedding.num_features}, layers={len(self.layers)}, "
-            f"pooling={self.graph_scalar_pooling} | {weights} trainable weights"
+            f"pooling={self.graph_scalar_pooling} | {self.num_trainable_weights} trainable weights"
         )
 
 
