@@ -5,6 +5,7 @@ way on the same data, side by side.
     python benchmarks/reference_comparison.py --quick     # plumbing check: small splits, 1 epoch (~6 min)
     python benchmarks/reference_comparison.py --install-only
     python benchmarks/reference_comparison.py --tables mace_cu md   # part of it (md needs mace_cu)
+    python benchmarks/reference_comparison.py --tables mace_ethanol --seeds 1 2 3 --seeds-only  # seed spread
 
 The full run writes ``benchmarks/results/reference_comparison.md``, the quick one
 ``benchmarks/_work/reference_comparison_quick.md``; the numbers behind them are kept in
@@ -301,13 +302,18 @@ def _replace_row(rows: list[dict[str, Any]], row: dict[str, Any], order: tuple[s
     return [by_code[c] for c in order if c in by_code]
 
 
-def training_job(table: Table, code: str, data: dict[str, Any], mode: str, epochs: int) -> dict[str, Any]:
-    return {
+def training_job(table: Table, code: str, data: dict[str, Any], mode: str, epochs: int, seed: int | None = None) -> dict[str, Any]:
+    """One code's training job; ``seed`` (initial weights and batch order) defaults to TRAINING's."""
+    job = {
         "task": "train", "family": table.family, "dataset": table.dataset, "epochs": epochs,
         "architecture": ARCHITECTURES[table.family], "threads": THREADS, **TRAINING,
         **{k: data[k] for k in ("train", "validation", "test", "n_train", "elements", "pbc", "cell", "statistics")},
         "workdir": str(WORK / "runs" / mode / table.key / code),
     }
+    if seed is not None and seed != TRAINING["seed"]:
+        job["seed"] = seed
+        job["workdir"] += f"-seed{seed}"
+    return job
 
 
 # ---------------------------------------------------------------------------- report
@@ -336,7 +342,45 @@ def _number(value: Any, digits: int) -> str:
     return f"{value:,.{digits}f}"
 
 
-def training_table(table: Table, rows: list[dict[str, Any]], data: dict[str, Any], epochs: int, versions: dict[str, str]) -> list[str]:
+def seed_errors(rows: list[dict[str, Any]], spread: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
+    """Each code's test errors over every seed it ran (seed 0 from its table row): code ->
+    ``{"forces": [...], "energy": [...]}``."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for row in rows:
+        if "error" in row:
+            continue
+        runs = [row, *(r for _, r in sorted(spread.get(row["code"], {}).items(), key=lambda kv: int(kv[0])))]
+        runs = [r for r in runs if r.get("error") is None and r.get("forces_mae_meV_per_A") is not None]
+        out[row["code"]] = {
+            "forces": [float(r["forces_mae_meV_per_A"]) for r in runs],
+            "energy": [float(r["energy_mae_meV_per_atom"]) for r in runs],
+        }
+    return out
+
+
+def spread_table(errors: dict[str, dict[str, list[float]]]) -> list[str]:
+    """Mean, standard deviation and range of the test errors over seeds."""
+    if not any(len(e["forces"]) > 1 for e in errors.values()):
+        return []
+    lines = [
+        "Over seeds (initial weights and batch order; seed 0 is the row above; timings and memory are seed 0's):", "",
+        "| code | seeds | force MAE mean ± std (meV/Å) | force MAE min-max | energy MAE mean ± std (meV/atom) |",
+        "|---|---|---|---|---|",
+    ]
+    for code, e in errors.items():
+        f, en = np.array(e["forces"]), np.array(e["energy"])
+        std = lambda a: float(a.std(ddof=1)) if len(a) > 1 else float("nan")  # noqa: E731
+        lines.append(
+            f"| {DISPLAY[code]} | {len(f)} | {f.mean():.1f} ± {_number(std(f), 1)} | {f.min():.1f}-{f.max():.1f} | "
+            f"{en.mean():.2f} ± {_number(std(en), 2)} |"
+        )
+    return lines + [""]
+
+
+def training_table(
+    table: Table, rows: list[dict[str, Any]], data: dict[str, Any], epochs: int, versions: dict[str, str],
+    spread: dict[str, dict[str, Any]] | None = None,
+) -> list[str]:
     n_train, n_val, n_test = data["n_train"], data["n_validation"], data["n_test"]
     title = {"mace": "MACE", "nequip": "NequIP"}[table.family]
     where = {"cu": f"fcc Cu, {data['atoms_per_structure'][0]} atoms, fixed cell, EMT", "ethanol": "ethanol, 9 atoms, GFN2-xTB"}[table.dataset]
@@ -365,13 +409,15 @@ def training_table(table: Table, rows: list[dict[str, Any]], data: dict[str, Any
         )
     if baseline is not None:
         lines += ["", f"Zero-force baseline (mean |force component| of the test set): {baseline:.1f} meV/Å."]
-    lines += [""] + comparisons(table, rows) + [""]
+    errors = seed_errors(rows, spread or {})
+    lines += [""] + spread_table(errors) + comparisons(table, rows, errors) + [""]
     return lines
 
 
-def comparisons(table: Table, rows: list[dict[str, Any]]) -> list[str]:
+def comparisons(table: Table, rows: list[dict[str, Any]], errors: dict[str, dict[str, list[float]]]) -> list[str]:
     """Ours against each reference: the targets (force MAE no worse, training throughput at
-    least 1.5x, peak memory at most half) where they apply, the plain ratios elsewhere."""
+    least 1.5x, peak memory at most half) where they apply, the plain ratios elsewhere. The
+    force MAE ratio compares means over the seeds both codes ran when there are several."""
     by_code = {r["code"]: r for r in rows if "error" not in r}
     ours = by_code.get("ours")
     if ours is None:
@@ -381,18 +427,20 @@ def comparisons(table: Table, rows: list[dict[str, Any]]) -> list[str]:
     for name, ref in by_code.items():
         if name == "ours":
             continue
-        mae = ours["forces_mae_meV_per_A"] / ref["forces_mae_meV_per_A"]
+        n = min(len(errors["ours"]["forces"]), len(errors[name]["forces"]))
+        mae = float(np.mean(errors["ours"]["forces"][:n]) / np.mean(errors[name]["forces"][:n]))
+        over = f" (means over {n} seeds)" if n > 1 else ""
         speed = ours["train_structures_per_s"] / ref["train_structures_per_s"]
         memory = ours["peak_rss_gib"] / ref["peak_rss_gib"]
         if with_targets:
             verdict = lambda ok: "met" if ok else "missed"  # noqa: E731
             lines.append(
-                f"- against {name}: force MAE ratio {mae:.3f} (target <= 1: {verdict(mae <= 1)}), "
+                f"- against {name}: force MAE ratio{over} {mae:.3f} (target <= 1: {verdict(mae <= 1)}), "
                 f"training throughput {speed:.2f}x (target >= 1.5x: {verdict(speed >= 1.5)}), "
                 f"peak RSS {memory:.2f}x (target <= 0.5x: {verdict(memory <= 0.5)})"
             )
         else:
-            lines.append(f"- against {name}: force MAE ratio {mae:.3f}, training throughput {speed:.2f}x, peak RSS {memory:.2f}x")
+            lines.append(f"- against {name}: force MAE ratio{over} {mae:.3f}, training throughput {speed:.2f}x, peak RSS {memory:.2f}x")
     return lines
 
 
@@ -466,16 +514,30 @@ def render(mode: str, results: dict[str, Any], datasets: dict[str, Any], version
         f"Machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, torch {info['torch']} in every "
         f"environment, e3nn {info['e3nn']} here; {info['threads']} threads for every code.  ",
         f"Date: {info['date']}  ",
-        f"Command: `{command}`" + ("  \nQuick mode: a plumbing check, not a measurement." if mode == "quick" else ""), "",
+        f"Command{'s' if len(command.splitlines()) > 1 else ''}: " + ", ".join(f"`{c}`" for c in command.splitlines()) + ("  \nQuick mode: a plumbing check, not a measurement." if mode == "quick" else ""), "",
         "Versions: " + ", ".join(f"{DISPLAY[code]} {v}" for code, v in versions.items()), "",
     ]
     for table in TABLES:
         if table.key in results:
-            lines += training_table(table, results[table.key], datasets[table.dataset], results[f"{table.key}:epochs"], versions)
+            lines += training_table(table, results[table.key], datasets[table.dataset], results[f"{table.key}:epochs"],
+                                    versions, results.get(f"{table.key}:seeds"))
     if "md" in results:
         lines += md_table(results["md"], MD_SETTINGS[mode], versions)
     lines += settings_section(mode)
     return "\n".join(lines) + "\n"
+
+
+NOTES_HEADING = "## Notes on this run"
+
+
+def kept_notes(out: Path) -> str:
+    """The hand-written notes section at the end of an earlier results file (from
+    :data:`NOTES_HEADING` on), which a rerun keeps under the new tables."""
+    if not out.exists():
+        return ""
+    text = out.read_text()
+    start = text.find(NOTES_HEADING)
+    return "\n" + text[start:].rstrip() + "\n" if start >= 0 else ""
 
 
 def main() -> None:
@@ -484,6 +546,11 @@ def main() -> None:
     parser.add_argument("--tables", nargs="*", default=[t.key for t in TABLES] + ["md"],
                         choices=[t.key for t in TABLES] + ["md"], help="which tables to run")
     parser.add_argument("--codes", nargs="*", default=["ours", *REFERENCE_CODES], choices=["ours", *REFERENCE_CODES])
+    parser.add_argument("--seeds", nargs="*", type=int, default=[],
+                        help="train again with these seeds (besides seed 0) for the accuracy spread; "
+                             "timings and memory stay those of seed 0")
+    parser.add_argument("--seeds-only", action="store_true",
+                        help="run only the --seeds jobs, keeping the tables' seed-0 rows as they are")
     parser.add_argument("--install-only", action="store_true", help="set up the reference environments and stop")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to write")
     args = parser.parse_args()
@@ -496,7 +563,7 @@ def main() -> None:
             install(name)
     if args.install_only:
         return
-    versions = {code: version(code) for code in args.codes}
+    versions = {code: version(code) for code in ["ours", *REFERENCE_CODES]}  # every row shown names its version
 
     tables = [t for t in TABLES if t.key in args.tables]
     needed = {t.dataset for t in tables} | ({"cu"} if "md" in args.tables else set())
@@ -513,14 +580,26 @@ def main() -> None:
     for table in tables:
         epochs = 1 if args.quick else table.epochs
         if results.get(f"{table.key}:epochs") != epochs:
+            if args.seeds_only:
+                raise SystemExit(f"--seeds-only: {table.key} has no {epochs}-epoch rows to add seeds to")
             results[table.key] = []
-        for code in [c for c in table.codes if c in args.codes]:
+            results.pop(f"{table.key}:seeds", None)
+        for code in [c for c in table.codes if c in args.codes and not args.seeds_only]:
             print(f"{table.key}: {code}, {epochs} epoch(s) ...", flush=True)
             row = run_job(code, training_job(table, code, datasets[table.dataset], mode, epochs))
             print(f"  {json.dumps(row)}", flush=True)
             results[table.key] = _replace_row(results.get(table.key, []), row, table.codes)
             results[f"{table.key}:epochs"] = epochs
             saved.write_text(json.dumps(results, indent=1))
+        for seed in args.seeds:
+            for code in [c for c in table.codes if c in args.codes]:
+                print(f"{table.key}: {code}, seed {seed} ...", flush=True)
+                job = training_job(table, code, datasets[table.dataset], mode, epochs, seed=seed)
+                row = run_job(code, job)
+                print(f"  {json.dumps(row)}", flush=True)
+                spread = results.setdefault(f"{table.key}:seeds", {}).setdefault(code, {})
+                spread[str(seed)] = {k: row.get(k) for k in ("energy_mae_meV_per_atom", "forces_mae_meV_per_A", "error")}
+                saved.write_text(json.dumps(results, indent=1))
     if "md" in args.tables:
         for code in [c for c in MD_CODES if c in args.codes]:
             print(f"md: {code} ...", flush=True)
@@ -531,7 +610,13 @@ def main() -> None:
             print(f"  {json.dumps(row)}", flush=True)
             results["md"] = _replace_row(results.get("md", []), row, MD_CODES)
             saved.write_text(json.dumps(results, indent=1))
-    text = render(mode, results, results["datasets"], versions, command)
+    # a partial rerun adds its command to those that made the other numbers
+    commands = [c for c in results.get("commands", []) if c != command]
+    if tables or "md" in args.tables:  # ``--tables`` with none named only renders the file again
+        commands.append(command)
+    results["commands"] = commands
+    saved.write_text(json.dumps(results, indent=1))
+    text = render(mode, results, results["datasets"], versions, "\n".join(commands)) + kept_notes(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(text)
