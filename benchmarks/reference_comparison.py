@@ -342,33 +342,37 @@ def _number(value: Any, digits: int) -> str:
     return f"{value:,.{digits}f}"
 
 
-def seed_errors(rows: list[dict[str, Any]], spread: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
-    """Each code's test errors over every seed it ran (seed 0 from its table row): code ->
-    ``{"forces": [...], "energy": [...]}``."""
-    out: dict[str, dict[str, list[float]]] = {}
+SeedErrors = dict[str, dict[int, tuple[float, float]]]
+"""code -> seed -> (force MAE meV/Å, energy MAE meV/atom) of every seed the code finished."""
+
+
+def seed_errors(rows: list[dict[str, Any]], spread: dict[str, dict[str, Any]]) -> SeedErrors:
+    """Each code's test errors by seed: ``TRAINING["seed"]`` from its table row, the others from
+    the ``--seeds`` runs."""
+    out: SeedErrors = {}
     for row in rows:
         if "error" in row:
             continue
-        runs = [row, *(r for _, r in sorted(spread.get(row["code"], {}).items(), key=lambda kv: int(kv[0])))]
-        runs = [r for r in runs if r.get("error") is None and r.get("forces_mae_meV_per_A") is not None]
+        runs = {TRAINING["seed"]: row, **{int(seed): r for seed, r in spread.get(row["code"], {}).items()}}
         out[row["code"]] = {
-            "forces": [float(r["forces_mae_meV_per_A"]) for r in runs],
-            "energy": [float(r["energy_mae_meV_per_atom"]) for r in runs],
+            seed: (float(r["forces_mae_meV_per_A"]), float(r["energy_mae_meV_per_atom"]))
+            for seed, r in sorted(runs.items())
+            if r.get("error") is None and r.get("forces_mae_meV_per_A") is not None
         }
     return out
 
 
-def spread_table(errors: dict[str, dict[str, list[float]]]) -> list[str]:
+def spread_table(errors: SeedErrors) -> list[str]:
     """Mean, standard deviation and range of the test errors over seeds."""
-    if not any(len(e["forces"]) > 1 for e in errors.values()):
+    if not any(len(by_seed) > 1 for by_seed in errors.values()):
         return []
     lines = [
         "Over seeds (initial weights and batch order; seed 0 is the row above; timings and memory are seed 0's):", "",
         "| code | seeds | force MAE mean ± std (meV/Å) | force MAE min-max | energy MAE mean ± std (meV/atom) |",
         "|---|---|---|---|---|",
     ]
-    for code, e in errors.items():
-        f, en = np.array(e["forces"]), np.array(e["energy"])
+    for code, by_seed in errors.items():
+        f, en = np.array(list(by_seed.values())).T
         std = lambda a: float(a.std(ddof=1)) if len(a) > 1 else float("nan")  # noqa: E731
         lines.append(
             f"| {DISPLAY[code]} | {len(f)} | {f.mean():.1f} ± {_number(std(f), 1)} | {f.min():.1f}-{f.max():.1f} | "
@@ -414,10 +418,10 @@ def training_table(
     return lines
 
 
-def comparisons(table: Table, rows: list[dict[str, Any]], errors: dict[str, dict[str, list[float]]]) -> list[str]:
+def comparisons(table: Table, rows: list[dict[str, Any]], errors: SeedErrors) -> list[str]:
     """Ours against each reference: the targets (force MAE no worse, training throughput at
     least 1.5x, peak memory at most half) where they apply, the plain ratios elsewhere. The
-    force MAE ratio compares means over the seeds both codes ran when there are several."""
+    force MAE ratio compares means over the seeds both codes finished."""
     by_code = {r["code"]: r for r in rows if "error" not in r}
     ours = by_code.get("ours")
     if ours is None:
@@ -427,9 +431,9 @@ def comparisons(table: Table, rows: list[dict[str, Any]], errors: dict[str, dict
     for name, ref in by_code.items():
         if name == "ours":
             continue
-        n = min(len(errors["ours"]["forces"]), len(errors[name]["forces"]))
-        mae = float(np.mean(errors["ours"]["forces"][:n]) / np.mean(errors[name]["forces"][:n]))
-        over = f" (means over {n} seeds)" if n > 1 else ""
+        common = sorted(errors["ours"].keys() & errors[name].keys())
+        mae = float(np.mean([errors["ours"][s][0] for s in common]) / np.mean([errors[name][s][0] for s in common]))
+        over = f" (means over {len(common)} seeds)" if len(common) > 1 else ""
         speed = ours["train_structures_per_s"] / ref["train_structures_per_s"]
         memory = ours["peak_rss_gib"] / ref["peak_rss_gib"]
         if with_targets:
@@ -507,14 +511,14 @@ def settings_section(mode: str) -> list[str]:
     ]
 
 
-def render(mode: str, results: dict[str, Any], datasets: dict[str, Any], versions: dict[str, str], command: str) -> str:
+def render(mode: str, results: dict[str, Any], datasets: dict[str, Any], versions: dict[str, str], commands: list[str]) -> str:
     info = machine()
     lines = [
         "# Reference comparison: MACE and NequIP against mace-torch and physicsml", "",
         f"Machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, torch {info['torch']} in every "
         f"environment, e3nn {info['e3nn']} here; {info['threads']} threads for every code.  ",
         f"Date: {info['date']}  ",
-        f"Command{'s' if len(command.splitlines()) > 1 else ''}: " + ", ".join(f"`{c}`" for c in command.splitlines()) + ("  \nQuick mode: a plumbing check, not a measurement." if mode == "quick" else ""), "",
+        f"Command{'s' if len(commands) > 1 else ''}: " + ", ".join(f"`{c}`" for c in commands) + ("  \nQuick mode: a plumbing check, not a measurement." if mode == "quick" else ""), "",
         "Versions: " + ", ".join(f"{DISPLAY[code]} {v}" for code, v in versions.items()), "",
     ]
     for table in TABLES:
@@ -537,7 +541,7 @@ def kept_notes(out: Path) -> str:
         return ""
     text = out.read_text()
     start = text.find(NOTES_HEADING)
-    return "\n" + text[start:].rstrip() + "\n" if start >= 0 else ""
+    return text[start:].rstrip() + "\n" if start >= 0 else ""
 
 
 def main() -> None:
@@ -616,7 +620,7 @@ def main() -> None:
         commands.append(command)
     results["commands"] = commands
     saved.write_text(json.dumps(results, indent=1))
-    text = render(mode, results, results["datasets"], versions, "\n".join(commands)) + kept_notes(out)
+    text = render(mode, results, results["datasets"], versions, commands) + kept_notes(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(text)
