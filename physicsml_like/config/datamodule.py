@@ -142,8 +142,10 @@ class DataModuleConfig(StrictConfig):
     """Reshuffle the training structures every epoch."""
     drop_last: bool = False
     """Drop the last incomplete training batch."""
-    seed: int = 0
-    """Seed of the per-epoch shuffling (the order of epoch ``e`` depends only on seed and ``e``)."""
+    seed: int | None = None
+    """Seed of the per-epoch shuffling (the order of epoch ``e`` depends only on seed and ``e``).
+    ``None``: the model's ``seed``, so one seed sets both the initial weights and the batch order
+    (0 for a datamodule used on its own)."""
 
     @field_validator("cell")
     @classmethod
@@ -205,6 +207,11 @@ class DataModuleConfig(StrictConfig):
         if self.num_workers == "all":
             return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return int(self.num_workers)
+
+    @property
+    def shuffle_seed(self) -> int:
+        """``seed`` as an int (0 when unset)."""
+        return 0 if self.seed is None else self.seed
 
     def resolved_cache_dir(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else default_cache_dir()

@@ -84,7 +84,8 @@ class ModelConfig(StrictConfig):
     model_dtype: Literal["float32", "float64"] = "float32"
     """dtype of the network's parameters and computations."""
     seed: int = 0
-    """Seeds the network's initialisation and the training run."""
+    """Seeds the network's initialisation and the training run, and the order of the training
+    batches unless ``datamodule.seed`` is set."""
     transfer_learning: TransferLearningConfig | None = None
     """Fine-tune a saved model on this model's data (stages, frozen parts, adapters)."""
     energy_references: dict[str, float] | None = None
@@ -154,6 +155,13 @@ class ModelConfig(StrictConfig):
                 if key not in atomic_numbers and not (key.isdigit() and 0 < int(key) < 119):
                     raise ValueError(f"energy_references: {key!r} is not an element symbol or atomic number")
         return self
+
+    @property
+    def run_datamodule(self) -> DataModuleConfig:
+        """The datamodule section a run uses: an unset shuffle seed becomes the model's ``seed``."""
+        if self.datamodule.seed is not None:
+            return self.datamodule
+        return self.datamodule.model_copy(update={"seed": self.seed})
 
     @property
     def resolved_training_module(self) -> str:

@@ -300,7 +300,7 @@ class GraphDataModule(L.LightningDataModule):
                 getattr(self.config, split).batch_size,
                 shuffle=training and self.config.shuffle,
                 drop_last=training and self.config.drop_last,
-                seed=self.config.seed,
+                seed=self.config.shuffle_seed,
                 rank=rank if split != "predict" else 0,
                 world_size=world if split != "predict" else 1,
             )
@@ -335,17 +335,17 @@ class GraphDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """The sampler's whole random state: its seed (the epoch is restored by Lightning)."""
-        state: dict[str, Any] = {"seed": self.config.seed, "shuffle": self.config.shuffle}
+        state: dict[str, Any] = {"seed": self.config.shuffle_seed, "shuffle": self.config.shuffle}
         if "train" in self._samplers:
             state["epoch"] = self._samplers["train"].epoch
             state["num_train"] = self._samplers["train"].num_items
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if state_dict.get("seed") != self.config.seed:
+        if state_dict.get("seed") != self.config.shuffle_seed:
             raise DataError(
                 f"the checkpoint was trained with datamodule seed {state_dict.get('seed')} but the "
-                f"config now has seed {self.config.seed}; resuming would change the batches",
+                f"config now has seed {self.config.shuffle_seed}; resuming would change the batches",
                 field="seed",
             )
         if "epoch" in state_dict and "train" in self._splits:

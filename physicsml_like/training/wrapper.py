@@ -105,7 +105,7 @@ class PhysicsMLModel:
     def _datamodule(self, config: ModelConfig, **splits: Any) -> GraphDataModule:
         known = self.module
         return GraphDataModule(
-            config.datamodule,
+            config.run_datamodule,
             element_mapping=known.element_mapping if known is not None else None,
             statistics=known.statistics if known is not None else None,
             energy_key=config.energy_key,
@@ -194,7 +194,7 @@ class PhysicsMLModel:
         source = pretrained._require_module()
         mapping = source.element_mapping
         dm = GraphDataModule(
-            config.datamodule,
+            config.run_datamodule,
             train_data=train_data,
             validation_data=validation_data,
             element_mapping=mapping,

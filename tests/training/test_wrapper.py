@@ -40,6 +40,17 @@ def test_train_returns_self_and_predict_shapes(tmp_path: Path, ethanol: list[ase
     np.testing.assert_allclose(frame["forces"].iloc[1], out["forces"][1])
 
 
+def test_the_model_seed_sets_the_batch_order_unless_the_datamodule_has_its_own(tmp_path: Path, ethanol: list[ase.Atoms]) -> None:
+    def epoch_orders(seed: int, datamodule: dict | None = None) -> list[list[int]]:
+        model = EGNNModel(tiny_egnn(tmp_path, epochs=1, seed=seed, datamodule=datamodule)).train(ethanol[:32])
+        sampler = model.trainer.datamodule.sampler("train")
+        return [sampler.order(epoch).tolist() for epoch in range(2)]
+
+    assert epoch_orders(1) != epoch_orders(2)  # an ensemble's members or a seed study see other batches
+    assert epoch_orders(1) == epoch_orders(1)
+    assert epoch_orders(1, {"seed": 5}) == epoch_orders(2, {"seed": 5})
+
+
 def test_energies_are_absolute_and_close_after_training(tmp_path: Path, ethanol: list[ase.Atoms]) -> None:
     model = EGNNModel(tiny_egnn(tmp_path, epochs=3)).train(ethanol[:64])
     predicted = model.predict(ethanol[100:110])["energy"]
