@@ -265,8 +265,9 @@ def write_dataset(name: str, mode: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- running
-def run_job(code: str, job: dict[str, Any]) -> dict[str, Any]:
-    """Run one code's runner on a job in a fresh process; its result, or the error it ended with."""
+def run_job(code: str, job: dict[str, Any], runner: str | None = None) -> dict[str, Any]:
+    """Run one code's runner (``runner``: another script of ``benchmarks/reference/`` in that
+    code's environment) on a job in a fresh process; its result, or the error it ended with."""
     workdir = Path(job["workdir"])
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -281,7 +282,7 @@ def run_job(code: str, job: dict[str, Any]) -> dict[str, Any]:
     else:
         python = REFERENCE_CODES[code].python
         env.update(dict(REFERENCE_CODES[code].env))
-    command = [str(python), str(RUNNERS / RUNNER[code]), str(job_file)]
+    command = [str(python), str(RUNNERS / (runner or RUNNER[code])), str(job_file)]
     start = time.perf_counter()
     with open(workdir / "log.txt", "w") as log:
         done = subprocess.run(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -41,15 +41,13 @@ def labelled(frames: list[Any]) -> list[Any]:
     return out
 
 
-def train(job: dict[str, Any]) -> None:
+def build_model(job: dict[str, Any]) -> Any:
+    """The untrained model of a job, configured as the comparison trains it."""
     from physicsml_like.models import MACEModel, NequIPModel
 
-    stopwatch = Stopwatch()
-    time_lightning_epochs(stopwatch)
-    train_frames, validation, test = (labelled(read_frames(job[split])) for split in ("train", "validation", "test"))
     family = {"mace": MACEModel, "nequip": NequIPModel}[job["family"]]
     batch = {"batch_size": job["batch_size"]}
-    model = family(
+    return family(
         datamodule={"y_graph_scalars": ["energy"], "y_node_vector": "forces", "cut_off": job["cutoff"],
                     "train": batch, "validation": batch, "predict": batch},
         compute_forces=True,
@@ -60,6 +58,13 @@ def train(job: dict[str, Any]) -> None:
         seed=job["seed"],
         trainer={"max_epochs": job["epochs"], "default_root_dir": job["workdir"], "enable_progress_bar": False},
     )
+
+
+def train(job: dict[str, Any]) -> None:
+    stopwatch = Stopwatch()
+    time_lightning_epochs(stopwatch)
+    train_frames, validation, test = (labelled(read_frames(job[split])) for split in ("train", "validation", "test"))
+    model = build_model(job)
     start = time.perf_counter()
     model.train(train_frames, validation)
     result = training_numbers(job, stopwatch, time.perf_counter() - start)

@@ -1,0 +1,187 @@
+"""This package's MACE trained from mace-torch's initial weights on mace-torch's batch order:
+does it follow the same trajectory?
+
+    python benchmarks/mace_torch_replay.py                          # ethanol, seed 0 (~3 min)
+    python benchmarks/mace_torch_replay.py --dataset cu --seed 1    # copper (~30 min)
+
+The reference comparison (``reference_comparison.py``) trains each code from its own random
+initial weights in its own random batch order, so its accuracies differ by the spread over
+seeds. This removes both: mace-torch trains once, recording its initial weights, the structures
+of every batch and its weights after every epoch (``reference/record_mace_torch.py``, in its
+own environment); then this package's MACE, configured as in the comparison, gets those initial
+weights (``reference/mace_torch_weights.py``) and those batches and trains through its usual
+``model.train``. Equal architecture, loss, optimiser and data handling give equal weights up to
+float32 rounding, epoch after epoch, and the same test errors; any difference in any of them
+shows up as a divergence.
+
+Writes ``benchmarks/results/mace_torch_replay.md`` (one section per dataset and seed, others
+kept). Run with this package's Python; mace-torch's environment is the comparison's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import reference_comparison as rc  # also puts benchmarks/reference on the path
+from _common import prediction_errors, read_frames
+from mace_torch_weights import load_mace_torch_state
+from run_ours import build_model, labelled
+
+RESULTS = rc.BENCHMARKS / "results" / "mace_torch_replay.md"
+TABLE = {"cu": "mace_cu", "ethanol": "mace_ethanol"}
+
+
+def record(dataset: str, seed: int, epochs: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train mace-torch once, recording; the job and its result."""
+    rc.install("mace-torch")
+    data = rc.write_dataset(dataset, "full")
+    table = next(t for t in rc.TABLES if t.key == TABLE[dataset])
+    job = rc.training_job(table, "mace-torch", data, "full", epochs, seed)
+    job["workdir"] = str(rc.WORK / "replay" / f"{dataset}-seed{seed}")
+    result = rc.run_job("mace-torch", job, runner="record_mace_torch.py")
+    if result.get("error"):
+        raise SystemExit(f"mace-torch's recorded run failed: {result['error']}")
+    return job, result
+
+
+def _relative_differences(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> tuple[float, float, str]:
+    """Relative difference of all weights together, the largest of any one tensor, and its name."""
+    squared = sum(float((ours[k] - theirs[k]).double().square().sum()) for k in ours)
+    total = sum(float(theirs[k].double().square().sum()) for k in ours)
+    worst = max(ours, key=lambda k: float((ours[k] - theirs[k]).norm() / theirs[k].norm().clamp_min(1e-30)))
+    largest = float((ours[worst] - theirs[worst]).norm() / theirs[worst].norm().clamp_min(1e-30))
+    return (squared / total) ** 0.5, largest, worst
+
+
+def replay(job: dict[str, Any], recorded: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Train this package's model from the recorded weights on the recorded batches."""
+    import lightning as L
+
+    from physicsml_like.data.sampler import EpochBatchSampler
+    from physicsml_like.models import MACEModel
+    from physicsml_like.models.mace.network import build_mace
+    from physicsml_like.training import wrapper
+
+    torch.set_num_threads(rc.THREADS)
+    initial = {k.removeprefix("initial:"): torch.from_numpy(np.asarray(v)) for k, v in recorded.items() if k.startswith("initial:")}
+    trainable = json.loads(str(recorded["trainable"]))
+    orders = recorded["order"]
+
+    def their_weights(network: torch.nn.Module, epoch: int) -> dict[str, torch.Tensor]:
+        """mace-torch's weights after ``epoch``, in this package's layout."""
+        state = {**initial, **{name: torch.from_numpy(recorded[f"epoch{epoch}:{name}"]) for name in trainable}}
+        copy = deepcopy(network)
+        load_mace_torch_state(copy, state)
+        return {n: p.detach().clone() for n, p in copy.named_parameters()}
+
+    def build_from_their_weights(config: Any, spec: Any, statistics: Any) -> torch.nn.Module:
+        network = build_mace(config, spec, statistics)
+        load_mace_torch_state(network, initial)
+        mine = sum(p.numel() for p in network.parameters() if p.requires_grad)
+        theirs = sum(initial[name].numel() for name in trainable)
+        if mine != theirs:
+            raise SystemExit(f"this network has {mine} trainable weights, mace-torch's {theirs}")
+        return network
+
+    def their_order(sampler: EpochBatchSampler, epoch: int) -> np.ndarray:
+        if not sampler.shuffle:  # validation and prediction keep their order
+            return np.arange(sampler.num_items, dtype=np.int64)
+        return orders[epoch].astype(np.int64)
+
+    per_epoch: list[dict[str, Any]] = []
+
+    class Compare(L.Callback):
+        def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+            network = module.network
+            ours = {n: p.detach().clone() for n, p in network.named_parameters()}
+            overall, largest, name = _relative_differences(ours, their_weights(network, trainer.current_epoch))
+            per_epoch.append({"epoch": trainer.current_epoch + 1, "all": overall, "largest": largest, "tensor": name})
+            print(f"epoch {trainer.current_epoch + 1}: relative weight difference {overall:.2e} (largest {largest:.2e}, {name})", flush=True)
+
+    build_trainer, order = wrapper.build_trainer, EpochBatchSampler.order
+    MACEModel.build_network = staticmethod(build_from_their_weights)  # type: ignore[assignment]
+    EpochBatchSampler.order = their_order  # type: ignore[method-assign]
+    wrapper.build_trainer = lambda *a, **k: build_trainer(*a, callbacks=[Compare()], **k)  # type: ignore[assignment]
+    try:
+        model = build_model(job)
+        train, validation, test = (read_frames(job[split]) for split in ("train", "validation", "test"))
+        start = time.perf_counter()
+        model.train(labelled(train), labelled(validation))
+        seconds = time.perf_counter() - start
+        predictions = model.predict(labelled(test))
+    finally:
+        MACEModel.build_network = staticmethod(build_mace)  # type: ignore[assignment]
+        EpochBatchSampler.order = order  # type: ignore[method-assign]
+        wrapper.build_trainer = build_trainer
+    errors = prediction_errors(test, predictions["energy"], np.concatenate(predictions["forces"]))
+    return {"per_epoch": per_epoch, "errors": errors, "train_seconds": seconds,
+            "statistics": {"scale": model.module.energy_scale, "avg_num_neighbours": float(model.module.network.avg_num_neighbours)}}
+
+
+def section(dataset: str, seed: int, job: dict[str, Any], theirs: dict[str, Any], ours: dict[str, Any], recorded: dict[str, np.ndarray]) -> str:
+    """The markdown section of one replay."""
+    lines = [f"## {dataset}, seed {seed}", ""]
+    lines.append(f"Run {rc.machine()['date']}. {job['n_train']} training structures, {job['epochs']} epochs of {len(recorded['order'][0]) // job['batch_size']} "
+                 f"batches; mace-torch's per-atom scale {float(recorded['scale'][0]):.6g} and neighbour normaliser "
+                 f"{float(recorded['avg_num_neighbours']):.6g}, this package's {ours['statistics']['scale']:.6g} and "
+                 f"{ours['statistics']['avg_num_neighbours']:.6g}.")
+    lines += ["", "| after epoch | relative difference, all weights | largest for one tensor | that tensor (this package's name) |",
+              "|---|---|---|---|"]
+    for row in ours["per_epoch"]:
+        lines.append(f"| {row['epoch']} | {row['all']:.2e} | {row['largest']:.2e} | `{row['tensor']}` |")
+    lines += ["", "| test split | energy MAE (meV/atom) | force MAE (meV/Å) |", "|---|---|---|"]
+    for name, errors in (("mace-torch", theirs), ("physicsml_like, replayed", ours["errors"])):
+        lines.append(f"| {name} | {errors['energy_mae_meV_per_atom']:.4f} | {errors['forces_mae_meV_per_A']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(dataset: str, seed: int, text: str) -> None:
+    """Replace this run's section of the results file, keep the others."""
+    sections: dict[str, str] = {}
+    if RESULTS.exists():
+        for chunk in RESULTS.read_text().split("\n## ")[1:]:
+            sections[chunk.split("\n", 1)[0]] = "## " + chunk.rstrip() + "\n"
+    sections[f"{dataset}, seed {seed}"] = text
+    machine = rc.machine()
+    head = [
+        "# mace-torch's training replayed in this package",
+        "",
+        "Written by `benchmarks/mace_torch_replay.py`: this package's MACE starts from mace-torch's initial "
+        "weights and trains on mace-torch's batches, in the reference comparison's settings (see "
+        "`reference_comparison.md`). The differences are float32 rounding carried through training. The "
+        "largest is in the order-3 product weights to `1o`, among which are two coupling paths whose symmetric "
+        "part is zero: they change no output, and their gradients are rounding noise.",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, threads {machine['threads']}; Python {machine['python']}, "
+        f"torch {machine['torch']}, e3nn {machine['e3nn']}; mace-torch {rc.version('mace-torch')}.",
+        "",
+    ]
+    RESULTS.write_text("\n".join(head) + "\n" + "\n".join(sections[k] for k in sorted(sections)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=sorted(TABLE), default="ethanol")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=10)
+    args = parser.parse_args()
+    job, theirs = record(args.dataset, args.seed, args.epochs)
+    recorded = dict(np.load(Path(job["workdir"]) / "record.npz"))
+    ours = replay(job, recorded)
+    write(args.dataset, args.seed, section(args.dataset, args.seed, job, theirs, ours, recorded))
+    print(f"mace-torch test force MAE {theirs['forces_mae_meV_per_A']:.4f}, replayed here "
+          f"{ours['errors']['forces_mae_meV_per_A']:.4f} meV/Å; written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
