@@ -344,8 +344,9 @@ class GraphDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict.get("seed") != self.config.shuffle_seed:
             raise DataError(
-                f"the checkpoint was trained with datamodule seed {state_dict.get('seed')} but the "
-                f"config now has seed {self.config.shuffle_seed}; resuming would change the batches",
+                f"the checkpoint was trained with shuffle seed {state_dict.get('seed')} but the config "
+                f"now has {self.config.shuffle_seed} (datamodule.seed, or the model's seed when that is "
+                "unset); resuming would change the batches",
                 field="seed",
             )
         if "epoch" in state_dict and "train" in self._splits:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from physicsml_like import ConfigError, EGNNModel, load_from_dict, load_model
+from physicsml_like import ConfigError, DataError, EGNNModel, load_from_dict, load_model
 from physicsml_like.training.trainer import find_last_checkpoint
 
 from .helpers import tiny_egnn
@@ -49,6 +49,13 @@ def test_the_model_seed_sets_the_batch_order_unless_the_datamodule_has_its_own(t
     assert epoch_orders(1) != epoch_orders(2)  # an ensemble's members or a seed study see other batches
     assert epoch_orders(1) == epoch_orders(1)
     assert epoch_orders(1, {"seed": 5}) == epoch_orders(2, {"seed": 5})
+
+
+def test_resuming_with_another_shuffle_seed_is_an_error_naming_it(tmp_path: Path, ethanol: list[ase.Atoms]) -> None:
+    EGNNModel(tiny_egnn(tmp_path, epochs=1, seed=1)).train(ethanol[:16])
+    other_seed = EGNNModel(tiny_egnn(tmp_path, epochs=2, seed=2))
+    with pytest.raises(DataError, match=r"shuffle seed 1 .* now has 2 \(datamodule.seed"):
+        other_seed.train(ethanol[:16], ckpt_path="last")
 
 
 def test_energies_are_absolute_and_close_after_training(tmp_path: Path, ethanol: list[ase.Atoms]) -> None:
