@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -76,6 +75,9 @@ def replay(job: dict[str, Any], recorded: dict[str, np.ndarray]) -> dict[str, An
     initial = {k.removeprefix("initial:"): torch.from_numpy(np.asarray(v)) for k, v in recorded.items() if k.startswith("initial:")}
     trainable = json.loads(str(recorded["trainable"]))
     orders = recorded["order"]
+    every_structure_once = all(np.array_equal(np.sort(o), np.arange(job["n_train"])) for o in orders)
+    if len(orders) != job["epochs"] or not every_structure_once:
+        raise SystemExit("the recorded epochs do not each hold every training structure once; cannot replay them")
 
     def their_weights(network: torch.nn.Module, epoch: int) -> dict[str, torch.Tensor]:
         """mace-torch's weights after ``epoch``, in this package's layout."""
@@ -115,16 +117,14 @@ def replay(job: dict[str, Any], recorded: dict[str, np.ndarray]) -> dict[str, An
     try:
         model = build_model(job)
         train, validation, test = (read_frames(job[split]) for split in ("train", "validation", "test"))
-        start = time.perf_counter()
         model.train(labelled(train), labelled(validation))
-        seconds = time.perf_counter() - start
         predictions = model.predict(labelled(test))
     finally:
         MACEModel.build_network = staticmethod(build_mace)  # type: ignore[assignment]
         EpochBatchSampler.order = order  # type: ignore[method-assign]
         wrapper.build_trainer = build_trainer
     errors = prediction_errors(test, predictions["energy"], np.concatenate(predictions["forces"]))
-    return {"per_epoch": per_epoch, "errors": errors, "train_seconds": seconds,
+    return {"per_epoch": per_epoch, "errors": errors,
             "statistics": {"scale": model.module.energy_scale, "avg_num_neighbours": float(model.module.network.avg_num_neighbours)}}
 
 
