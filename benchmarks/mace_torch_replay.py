@@ -159,8 +159,9 @@ def write(dataset: str, seed: int, text: str) -> None:
         "Written by `benchmarks/mace_torch_replay.py`: this package's MACE starts from mace-torch's initial "
         "weights and trains on mace-torch's batches, in the reference comparison's settings (see "
         "`reference_comparison.md`). The differences are float32 rounding carried through training. The "
-        "largest is in the order-3 product weights to `1o`, among which are two coupling paths whose symmetric "
-        "part is zero: they change no output, and their gradients are rounding noise.",
+        "largest are in the order-3 product weights: their coupling paths are redundant once the product is "
+        "symmetrised (11 paths for 5 independent invariants to `0e`, 21 for 5 to `1o`), so some combinations "
+        "of them change no output and rounding noise alone moves them.",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, threads {machine['threads']}; Python {machine['python']}, "
         f"torch {machine['torch']}, e3nn {machine['e3nn']}; mace-torch {rc.version('mace-torch')}.",
