@@ -2,7 +2,7 @@
 does it follow the same trajectory?
 
     python benchmarks/mace_torch_replay.py                          # ethanol, seed 0 (~3 min)
-    python benchmarks/mace_torch_replay.py --dataset cu --seed 1    # copper (~30 min)
+    python benchmarks/mace_torch_replay.py --dataset cu --seed 1    # copper (~35 min)
 
 The reference comparison (``reference_comparison.py``) trains each code from its own random
 initial weights in its own random batch order, so its accuracies differ by the spread over
