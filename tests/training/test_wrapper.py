@@ -46,8 +46,9 @@ def test_the_model_seed_sets_the_batch_order_unless_the_datamodule_has_its_own(t
         sampler = model.trainer.datamodule.sampler("train")
         return [sampler.order(epoch).tolist() for epoch in range(2)]
 
-    assert epoch_orders(1) != epoch_orders(2)  # an ensemble's members or a seed study see other batches
-    assert epoch_orders(1) == epoch_orders(1)
+    seed_one = epoch_orders(1)
+    assert seed_one != epoch_orders(2)  # an ensemble's members or a seed study see other batches
+    assert seed_one == epoch_orders(1)
     assert epoch_orders(1, {"seed": 5}) == epoch_orders(2, {"seed": 5})
 
 
