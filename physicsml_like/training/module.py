@@ -396,6 +396,16 @@ class AtomisticLightningModule(L.LightningModule):
         self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, batch_size=batch_size)
         return loss
 
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        """Differentiates the loss for the trainable parameters only.
+
+        The positions (and the strain) are leaves that require grad so that forces and stress
+        can be derivatives; a plain ``loss.backward()`` would also differentiate the loss with
+        respect to them, back through the whole force graph, for a gradient nobody reads (on
+        MACE that is a sixth of the edge tensor products of a step)."""
+        kwargs.setdefault("inputs", [p for p in self.parameters() if p.requires_grad] or None)
+        super().backward(loss, *args, **kwargs)
+
     def _evaluation_step(self, batch: Batch, split: str) -> torch.Tensor:
         with torch.enable_grad():  # forces and stress are derivatives even when evaluating
             predictions = self.compute(batch, self.inference_network())

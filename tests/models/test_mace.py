@@ -8,6 +8,7 @@ that spread and fails a model that learns no better than EGNN's 0.30-0.34 after 
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 from pathlib import Path
@@ -84,6 +85,40 @@ class TestMACE(FamilyContract):
         plain = network.parameter_groups(OptimizerConfig(name="AdamW", config={"lr": 1e-3}))
         assert [("weight_decay" in g) for g in plain] == [True, False, True, False, True]
         torch.optim.AdamW(plain, lr=1e-3)
+
+
+    def test_training_backward_differentiates_for_the_parameters_only(
+        self, periodic_model: MACEModel, cu_frames, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Same parameter gradients as a full ``loss.backward()``, without the derivatives for
+        the positions and strain: no tensor product is evaluated for the harmonics' gradient."""
+        module = periodic_model.module
+        monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
+        datamodule = periodic_model._datamodule(periodic_model._call_config(), train_data=cu_frames[:4])
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        batch = next(iter(datamodule.train_dataloader()))
+        evaluated: collections.Counter[int] = collections.Counter()
+        evaluate = convolution._evaluate
+
+        def counting(plan, edges, slots, missing):
+            evaluated[missing] += 1
+            return evaluate(plan, edges, slots, missing)
+
+        monkeypatch.setattr(convolution, "_evaluate", counting)
+        params = [p for p in module.parameters() if p.requires_grad]
+        gradients, sh_gradients = {}, {}
+        for backward in ("full", "module"):
+            module.zero_grad(set_to_none=True)
+            loss = module.training_step(batch, 0)
+            evaluated.clear()
+            loss.backward() if backward == "full" else module.backward(loss)
+            gradients[backward] = [p.grad.clone() for p in params]
+            sh_gradients[backward] = evaluated[0]
+        module.zero_grad(set_to_none=True)
+        assert sh_gradients["full"] > 0 and sh_gradients["module"] == 0
+        for full, restricted in zip(gradients["full"], gradients["module"], strict=True):
+            torch.testing.assert_close(restricted, full, rtol=1e-10, atol=1e-12)
 
 
 def test_learns_molecular_forces(tmp_path: Path, ethanol) -> None:

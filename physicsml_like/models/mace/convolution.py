@@ -25,6 +25,7 @@ import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from e3nn import o3
@@ -186,7 +187,11 @@ def _sh_gradient(plan: _Plan, edges: Edges, radial: torch.Tensor, node: torch.Te
 
 
 class _Convolution(torch.autograd.Function):
-    """The missing one of ``(sh, radial, node, grad)`` as the partial derivative of ``Q``."""
+    """The missing one of ``(sh, radial, node, grad)`` as the partial derivative of ``Q``.
+
+    Its backward evaluates only the derivatives the running pass uses: when the loss is
+    differentiated for the parameters, those for the harmonics (which lead to the positions
+    alone) are skipped, and so is the first layer's node derivative when forces are computed."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -211,12 +216,28 @@ class _Convolution(torch.autograd.Function):
         slots = list(ctx.saved_tensors)
         slots[ctx.missing] = out_grad
         grads: list[torch.Tensor | None] = [None] * 4
-        for k in range(4):
-            if k != ctx.missing and ctx.needs_input_grad[2 + k]:
+        # the autograd node's edges lead to the tensor inputs only, in order
+        given = [k for k in range(4) if k != ctx.missing]
+        for edge, k in enumerate(given):
+            if _wanted(ctx, 2 + k, edge):
                 args = list(slots)
                 args[k] = None
                 grads[k] = _Convolution.apply(ctx.plan, ctx.edges, *args)
         return (None, None, *grads)
+
+
+def _wanted(ctx: Any, index: int, edge: int) -> bool:
+    """Whether the running backward pass uses the gradient of argument ``index`` (the
+    ``edge``-th tensor argument)."""
+    if not ctx.needs_input_grad[index]:
+        return False
+    node = ctx.next_functions[edge][0]
+    if node is None:
+        return True
+    try:
+        return bool(torch._C._will_engine_execute_node(node))
+    except RuntimeError:  # a leaf under autograd.grad: the engine cannot say, so compute it
+        return True
 
 
 def _evaluate(plan: _Plan, edges: Edges, slots: tuple[torch.Tensor | None, ...], missing: int) -> torch.Tensor:
