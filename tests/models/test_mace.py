@@ -99,13 +99,13 @@ class TestMACE(FamilyContract):
         datamodule.setup("fit")
         batch = next(iter(datamodule.train_dataloader()))
         evaluated: collections.Counter[int] = collections.Counter()
-        evaluate = convolution._evaluate
+        partials = convolution._partials
 
-        def counting(plan, edges, slots, missing):
-            evaluated[missing] += 1
-            return evaluate(plan, edges, slots, missing)
+        def counting(plan, edges, slots, wanted):
+            evaluated.update(wanted)
+            return partials(plan, edges, slots, wanted)
 
-        monkeypatch.setattr(convolution, "_evaluate", counting)
+        monkeypatch.setattr(convolution, "_partials", counting)
         params = [p for p in module.parameters() if p.requires_grad]
         gradients, sh_gradients = {}, {}
         for backward in ("full", "module"):

@@ -118,71 +118,81 @@ def _bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> t
     return torch.bmm(a, b, out=out)
 
 
-def _atomic_basis(plan: _Plan, edges: Edges, sh: torch.Tensor, radial: torch.Tensor, node: torch.Tensor) -> torch.Tensor:
-    """``A [N, K, c]``: the neighbour sums."""
-    out = node.new_zeros(edges.num_nodes, plan.out_dim, plan.channels)
+# the four slots of Q, in the order _Convolution takes them
+_SH, _RADIAL, _NODE, _GRAD = range(4)
+
+
+def _present(slot: torch.Tensor | None) -> torch.Tensor:
+    assert slot is not None, "a derivative read the slot it is taken for"
+    return slot
+
+
+def _partials(plan: _Plan, edges: Edges, slots: list[torch.Tensor | None], wanted: list[int]) -> dict[int, torch.Tensor]:
+    """The partial derivatives of ``Q`` for the ``wanted`` slots, from the other slots, in one
+    pass over the edges: the gathered rows and the products that several derivatives share
+    (coupled harmonics and sender features, weighted incoming gradients) are made once a chunk.
+
+    Slot by slot: ``_GRAD`` gives ``A [N, K, c]`` (the neighbour sums), ``_NODE`` ``[N, D_in, c]``,
+    ``_RADIAL`` ``[bonds, num_paths * c]``, ``_SH`` ``[E, D_sh]``."""
+    sh, radial, node, grad = slots
+    given = next(t for t in slots if t is not None)
+    out: dict[int, torch.Tensor] = {}
+    if _GRAD in wanted:
+        out[_GRAD] = given.new_zeros(edges.num_nodes, plan.out_dim, plan.channels)
+    if _NODE in wanted:
+        out[_NODE] = given.new_zeros(edges.num_nodes, plan.in_dim, plan.channels)
+    if _RADIAL in wanted:
+        out[_RADIAL] = given.new_zeros(edges.num_bonds, plan.num_paths * plan.channels)
+    if _SH in wanted:
+        out[_SH] = given.new_zeros(edges.num_edges, plan.sh_dim)
+    # each derivative reads the three other slots
+    def reads(slot: int) -> bool:
+        return any(k != slot for k in wanted)
+
+    uses_coupled = _GRAD in wanted or _RADIAL in wanted  # coupling @ sender features
+    uses_weighted = _NODE in wanted or _SH in wanted  # incoming gradient x path weights
     for start, stop in edges.chunks():
-        chunk_sh = sh[start:stop]
-        weights = _radial(plan, edges, radial, start, stop)
-        senders = _rows(node, edges.senders[start:stop])
-        messages = node.new_empty(stop - start, plan.out_dim, plan.channels)
+        n = stop - start
+        weights = _radial(plan, edges, _present(radial), start, stop) if reads(_RADIAL) else None
+        senders = _rows(_present(node), edges.senders[start:stop]) if reads(_NODE) else None
+        received = _rows(_present(grad), edges.receivers[start:stop]) if reads(_GRAD) else None
+        messages = given.new_empty(n, plan.out_dim, plan.channels) if _GRAD in wanted else None
+        back = given.new_zeros(n, plan.in_dim, plan.channels) if _NODE in wanted else None
+        per_path = given.new_zeros(n, plan.num_paths, plan.channels) if _RADIAL in wanted else None
         for block in plan.blocks:
-            rows = messages[:, block.row_start : block.row_start + block.num_rows]
-            _bmm(_coupling(block, chunk_sh), senders[:, block.in_start : block.in_start + block.d_in], out=rows)
-            rows.mul_(_row_weights(block, weights))
-        out.index_add_(0, edges.receivers[start:stop], messages)
-    return out
-
-
-def _node_gradient(plan: _Plan, edges: Edges, sh: torch.Tensor, radial: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """``dQ/dH [N, D_in, c]``."""
-    out = grad.new_zeros(edges.num_nodes, plan.in_dim, plan.channels)
-    for start, stop in edges.chunks():
-        chunk_sh = sh[start:stop]
-        weights = _radial(plan, edges, radial, start, stop)
-        received = _rows(grad, edges.receivers[start:stop])
-        back = grad.new_zeros(stop - start, plan.in_dim, plan.channels)
-        for block in plan.blocks:
-            weighted = received[:, block.row_start : block.row_start + block.num_rows] * _row_weights(block, weights)
-            coupling_t = _coupling(block, chunk_sh).transpose(1, 2)
-            back[:, block.in_start : block.in_start + block.d_in] += _bmm(coupling_t, weighted)
-        out.index_add_(0, edges.senders[start:stop], back)
-    return out
-
-
-def _radial_gradient(plan: _Plan, edges: Edges, sh: torch.Tensor, node: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """``dQ/dR [bonds, num_paths * c]``."""
-    out = grad.new_zeros(edges.num_bonds, plan.num_paths * plan.channels)
-    for start, stop in edges.chunks():
-        chunk_sh = sh[start:stop]
-        senders = _rows(node, edges.senders[start:stop])
-        received = _rows(grad, edges.receivers[start:stop])
-        chunk = grad.new_zeros(stop - start, plan.num_paths, plan.channels)
-        for block in plan.blocks:
-            coupled = _bmm(_coupling(block, chunk_sh), senders[:, block.in_start : block.in_start + block.d_in])
-            coupled.mul_(received[:, block.row_start : block.row_start + block.num_rows])
-            chunk[:, block.path_start : block.path_start + block.num_paths].index_add_(1, block.path_of_row, coupled)
-        chunk = chunk.view(stop - start, -1)
-        if edges.bond_of_edge is None:
-            out[start:stop] = chunk
-        else:
-            out.index_add_(0, edges.bond_of_edge[start:stop], chunk)
-    return out
-
-
-def _sh_gradient(plan: _Plan, edges: Edges, radial: torch.Tensor, node: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """``dQ/dY [E, D_sh]``."""
-    out = grad.new_zeros(edges.num_edges, plan.sh_dim)
-    for start, stop in edges.chunks():
-        weights = _radial(plan, edges, radial, start, stop)
-        senders = _rows(node, edges.senders[start:stop])
-        received = _rows(grad, edges.receivers[start:stop])
-        chunk_out = out[start:stop]
-        for block in plan.blocks:
-            weighted = received[:, block.row_start : block.row_start + block.num_rows] * _row_weights(block, weights)
-            h = senders[:, block.in_start : block.in_start + block.d_in]
-            outer = torch.bmm(weighted, h.transpose(1, 2))  # [chunk, rows, d_in], summed over channels
-            chunk_out.addmm_(outer.reshape(stop - start, -1), block.coupling.T)
+            rows = slice(block.row_start, block.row_start + block.num_rows)
+            inputs = slice(block.in_start, block.in_start + block.d_in)
+            paths = slice(block.path_start, block.path_start + block.num_paths)
+            coupling = _coupling(block, _present(sh)[start:stop]) if reads(_SH) else None
+            row_weights = _row_weights(block, weights) if weights is not None else None
+            if uses_coupled:
+                assert coupling is not None and senders is not None
+                coupled = _bmm(coupling, senders[:, inputs], out=None if messages is None else messages[:, rows])
+                if per_path is not None:
+                    assert received is not None
+                    per_path[:, paths].index_add_(1, block.path_of_row, coupled * received[:, rows])
+                if messages is not None:
+                    assert row_weights is not None
+                    coupled.mul_(row_weights)  # in place: these are the message rows
+            if uses_weighted:
+                assert received is not None and row_weights is not None
+                weighted = received[:, rows] * row_weights
+                if back is not None:
+                    assert coupling is not None
+                    back[:, inputs] += _bmm(coupling.transpose(1, 2), weighted)
+                if _SH in wanted:
+                    assert senders is not None
+                    outer = torch.bmm(weighted, senders[:, inputs].transpose(1, 2))  # [n, rows, d_in], summed over channels
+                    out[_SH][start:stop].addmm_(outer.reshape(n, -1), block.coupling.T)
+        if messages is not None:
+            out[_GRAD].index_add_(0, edges.receivers[start:stop], messages)
+        if back is not None:
+            out[_NODE].index_add_(0, edges.senders[start:stop], back)
+        if per_path is not None:
+            if edges.bond_of_edge is None:
+                out[_RADIAL][start:stop] = per_path.view(n, -1)
+            else:
+                out[_RADIAL].index_add_(0, edges.bond_of_edge[start:stop], per_path.view(n, -1))
     return out
 
 
@@ -191,7 +201,8 @@ class _Convolution(torch.autograd.Function):
 
     Its backward evaluates only the derivatives the running pass uses: when the loss is
     differentiated for the parameters, those for the harmonics (which lead to the positions
-    alone) are skipped, and so is the first layer's node derivative when forces are computed."""
+    alone) are skipped, and so is the first layer's node derivative when forces are computed.
+    A backward that builds no graph (the last one) gets all its derivatives from one pass."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -203,26 +214,30 @@ class _Convolution(torch.autograd.Function):
         node: torch.Tensor | None,
         grad: torch.Tensor | None,
     ) -> torch.Tensor:
-        slots = (sh, radial, node, grad)
+        slots = [sh, radial, node, grad]
         missing = [k for k, t in enumerate(slots) if t is None]
         if len(missing) != 1:
             raise ValueError("exactly one of sh, radial, node, grad must be None")
         ctx.plan, ctx.edges, ctx.missing = plan, edges, missing[0]
         ctx.save_for_backward(*slots)
-        return _evaluate(plan, edges, slots, missing[0])
+        return _partials(plan, edges, slots, missing)[missing[0]]
 
     @staticmethod
     def backward(ctx, out_grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         slots = list(ctx.saved_tensors)
         slots[ctx.missing] = out_grad
-        grads: list[torch.Tensor | None] = [None] * 4
         # the autograd node's edges lead to the tensor inputs only, in order
         given = [k for k in range(4) if k != ctx.missing]
-        for edge, k in enumerate(given):
-            if _wanted(ctx, 2 + k, edge):
+        wanted = [k for edge, k in enumerate(given) if _wanted(ctx, 2 + k, edge)]
+        grads: list[torch.Tensor | None] = [None] * 4
+        if torch.is_grad_enabled():  # building a graph: each derivative is a node that differentiates again
+            for k in wanted:
                 args = list(slots)
                 args[k] = None
                 grads[k] = _Convolution.apply(ctx.plan, ctx.edges, *args)
+        else:
+            for k, value in _partials(ctx.plan, ctx.edges, slots, wanted).items():
+                grads[k] = value
         return (None, None, *grads)
 
 
@@ -238,22 +253,6 @@ def _wanted(ctx: Any, index: int, edge: int) -> bool:
         return bool(torch._C._will_engine_execute_node(node))
     except RuntimeError:  # a leaf under autograd.grad: the engine cannot say, so compute it
         return True
-
-
-def _evaluate(plan: _Plan, edges: Edges, slots: tuple[torch.Tensor | None, ...], missing: int) -> torch.Tensor:
-    sh, radial, node, grad = slots
-    if missing == 3:
-        assert sh is not None and radial is not None and node is not None
-        return _atomic_basis(plan, edges, sh, radial, node)
-    assert grad is not None
-    if missing == 2:
-        assert sh is not None and radial is not None
-        return _node_gradient(plan, edges, sh, radial, grad)
-    if missing == 1:
-        assert sh is not None and node is not None
-        return _radial_gradient(plan, edges, sh, node, grad)
-    assert radial is not None and node is not None
-    return _sh_gradient(plan, edges, radial, node, grad)
 
 
 class EdgeTensorProduct(nn.Module):
