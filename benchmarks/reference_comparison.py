@@ -6,6 +6,7 @@ way on the same data, side by side.
     python benchmarks/reference_comparison.py --install-only
     python benchmarks/reference_comparison.py --tables mace_cu md   # part of it (md needs mace_cu)
     python benchmarks/reference_comparison.py --tables mace_ethanol --seeds 1 2 3 --seeds-only  # seed spread
+    python benchmarks/reference_comparison.py --tables mace_cu --speed-rounds 3 --seeds-only  # throughput, codes interleaved
 
 The full run writes ``benchmarks/results/reference_comparison.md``, the quick one
 ``benchmarks/_work/reference_comparison_quick.md``; the numbers behind them are kept in
@@ -46,6 +47,12 @@ Reported per code: test energy and force MAE, training structures per second (ep
 validation excluded), prediction structures per second (from structures to energies and
 forces, graphs included, batches of 8), peak resident memory of the training process,
 trainable parameters.
+
+Throughput on a shared VM drifts by tens of percent over hours, so runs made at different times
+compare poorly. ``--speed-rounds R`` therefore also trains every code of a table for
+``SPEED_EPOCHS`` epochs in R rounds, the codes taking turns within each round (the first code
+rotating), and compares each round's epoch times: the throughput ratios it reports are medians
+of those paired, same-period ratios.
 """
 
 from __future__ import annotations
@@ -150,6 +157,8 @@ MD_SETTINGS = {
     "full": {"dtype": "float64", "timestep_fs": 1.0, "temperature_K": 300.0, "warmup_steps": 10, "steps": 50},
     "quick": {"dtype": "float64", "timestep_fs": 1.0, "temperature_K": 300.0, "warmup_steps": 2, "steps": 5},
 }
+SPEED_EPOCHS = 2
+"""Epochs of each ``--speed-rounds`` training (all of them timed)."""
 TRAINING = {"cutoff": 5.0, "batch_size": 8, "lr": 1e-2, "energy_weight": 1.0, "forces_weight": 10.0, "seed": 0}
 
 
@@ -303,8 +312,10 @@ def _replace_row(rows: list[dict[str, Any]], row: dict[str, Any], order: tuple[s
     return [by_code[c] for c in order if c in by_code]
 
 
-def training_job(table: Table, code: str, data: dict[str, Any], mode: str, epochs: int, seed: int | None = None) -> dict[str, Any]:
-    """One code's training job; ``seed`` (initial weights and batch order) defaults to TRAINING's."""
+def training_job(table: Table, code: str, data: dict[str, Any], mode: str, epochs: int, seed: int | None = None,
+                 speed_round: int | None = None) -> dict[str, Any]:
+    """One code's training job; ``seed`` (initial weights and batch order) defaults to TRAINING's;
+    ``speed_round``: a throughput run of ``--speed-rounds``, in a folder of its own."""
     job = {
         "task": "train", "family": table.family, "dataset": table.dataset, "epochs": epochs,
         "architecture": ARCHITECTURES[table.family], "threads": THREADS, **TRAINING,
@@ -314,7 +325,47 @@ def training_job(table: Table, code: str, data: dict[str, Any], mode: str, epoch
     if seed is not None and seed != TRAINING["seed"]:
         job["seed"] = seed
         job["workdir"] += f"-seed{seed}"
+    if speed_round is not None:
+        job["workdir"] = str(WORK / "runs" / mode / table.key / "speed" / f"{code}-round{speed_round}")
     return job
+
+
+def speed_rounds(table: Table, codes: list[str], data: dict[str, Any], mode: str, rounds: int) -> dict[str, Any]:
+    """Each code's epoch times in ``rounds`` rounds of short trainings, the codes taking turns
+    (the first one rotating, so that no code always runs first)."""
+    times: dict[str, list[list[float] | None]] = {code: [] for code in codes}
+    for k in range(rounds):
+        for code in codes[k % len(codes):] + codes[: k % len(codes)]:
+            print(f"{table.key}: throughput round {k + 1}/{rounds}, {code} ...", flush=True)
+            row = run_job(code, training_job(table, code, data, mode, SPEED_EPOCHS, speed_round=k))
+            print(f"  {json.dumps({key: row.get(key) for key in ('epoch_seconds', 'error')})}", flush=True)
+            times[code].append(row.get("epoch_seconds") if "error" not in row else None)
+    return {"epochs": SPEED_EPOCHS, "n_train": data["n_train"], "order": codes, "epoch_seconds": times}
+
+
+def paired_speedups(speed: dict[str, Any], reference: str) -> list[float]:
+    """Per round: the reference's mean epoch time over ours (above 1: ours is faster)."""
+    ours, ref = speed["epoch_seconds"]["ours"], speed["epoch_seconds"][reference]
+    return [float(np.mean(r) / np.mean(o)) for o, r in zip(ours, ref, strict=True) if o and r]
+
+
+def speed_section(speed: dict[str, Any]) -> list[str]:
+    """The interleaved throughput runs of a table: epoch times by code and round."""
+    codes = speed["order"]
+    rounds = len(speed["epoch_seconds"][codes[0]])
+    lines = [
+        f"Training throughput, codes interleaved: {rounds} round{'s' if rounds != 1 else ''}, each code training {speed['epochs']} epochs "
+        f"a round ({speed['n_train']} structures an epoch), the codes taking turns within a round:", "",
+        "| code | epoch times by round (s) | median epoch (s) | train (structures/s) |",
+        "|---|---|---|---|",
+    ]
+    for code in codes:
+        by_round = speed["epoch_seconds"][code]
+        timed = [t for epochs in by_round if epochs for t in epochs]
+        cells = "; ".join(", ".join(f"{t:.1f}" for t in epochs) if epochs else "failed" for epochs in by_round)
+        median = float(np.median(timed)) if timed else float("nan")
+        lines.append(f"| {DISPLAY[code]} | {cells} | {_number(median, 1)} | {_number(speed['n_train'] / median, 2)} |")
+    return lines + [""]
 
 
 # ---------------------------------------------------------------------------- report
@@ -384,7 +435,7 @@ def spread_table(errors: SeedErrors) -> list[str]:
 
 def training_table(
     table: Table, rows: list[dict[str, Any]], data: dict[str, Any], epochs: int, versions: dict[str, str],
-    spread: dict[str, dict[str, Any]] | None = None,
+    spread: dict[str, dict[str, Any]] | None = None, speed: dict[str, Any] | None = None,
 ) -> list[str]:
     n_train, n_val, n_test = data["n_train"], data["n_validation"], data["n_test"]
     title = {"mace": "MACE", "nequip": "NequIP"}[table.family]
@@ -415,14 +466,16 @@ def training_table(
     if baseline is not None:
         lines += ["", f"Zero-force baseline (mean |force component| of the test set): {baseline:.1f} meV/Å."]
     errors = seed_errors(rows, spread or {})
-    lines += [""] + spread_table(errors) + comparisons(table, rows, errors) + [""]
+    lines += [""] + spread_table(errors) + (speed_section(speed) if speed else []) + comparisons(table, rows, errors, speed) + [""]
     return lines
 
 
-def comparisons(table: Table, rows: list[dict[str, Any]], errors: SeedErrors) -> list[str]:
+def comparisons(table: Table, rows: list[dict[str, Any]], errors: SeedErrors, speed: dict[str, Any] | None = None) -> list[str]:
     """Ours against each reference: the targets (force MAE no worse, training throughput at
     least 1.5x, peak memory at most half) where they apply, the plain ratios elsewhere. The
-    force MAE ratio compares means over the seeds both codes finished."""
+    force MAE ratio compares means over the seeds both codes finished; the throughput ratio is
+    the median of the paired ratios of the interleaved rounds where they were run, else the
+    ratio of the table's rows."""
     by_code = {r["code"]: r for r in rows if "error" not in r}
     ours = by_code.get("ours")
     if ours is None:
@@ -435,17 +488,22 @@ def comparisons(table: Table, rows: list[dict[str, Any]], errors: SeedErrors) ->
         common = sorted(errors["ours"].keys() & errors[name].keys())
         mae = float(np.mean([errors["ours"][s][0] for s in common]) / np.mean([errors[name][s][0] for s in common]))
         over = f" (means over {len(common)} seeds)" if len(common) > 1 else ""
-        speed = ours["train_structures_per_s"] / ref["train_structures_per_s"]
+        paired = paired_speedups(speed, name) if speed and name in speed["epoch_seconds"] else []
+        if paired:
+            ratio = float(np.median(paired))
+            how = f" (median of {len(paired)} interleaved rounds, {min(paired):.2f}-{max(paired):.2f}x)"
+        else:
+            ratio, how = ours["train_structures_per_s"] / ref["train_structures_per_s"], ""
         memory = ours["peak_rss_gib"] / ref["peak_rss_gib"]
         if with_targets:
             verdict = lambda ok: "met" if ok else "missed"  # noqa: E731
             lines.append(
                 f"- against {name}: force MAE ratio{over} {mae:.3f} (target <= 1: {verdict(mae <= 1)}), "
-                f"training throughput {speed:.2f}x (target >= 1.5x: {verdict(speed >= 1.5)}), "
+                f"training throughput {ratio:.2f}x{how} (target >= 1.5x: {verdict(ratio >= 1.5)}), "
                 f"peak RSS {memory:.2f}x (target <= 0.5x: {verdict(memory <= 0.5)})"
             )
         else:
-            lines.append(f"- against {name}: force MAE ratio{over} {mae:.3f}, training throughput {speed:.2f}x, peak RSS {memory:.2f}x")
+            lines.append(f"- against {name}: force MAE ratio{over} {mae:.3f}, training throughput {ratio:.2f}x{how}, peak RSS {memory:.2f}x")
     return lines
 
 
@@ -525,7 +583,7 @@ def render(mode: str, results: dict[str, Any], datasets: dict[str, Any], version
     for table in TABLES:
         if table.key in results:
             lines += training_table(table, results[table.key], datasets[table.dataset], results[f"{table.key}:epochs"],
-                                    versions, results.get(f"{table.key}:seeds"))
+                                    versions, results.get(f"{table.key}:seeds"), results.get(f"{table.key}:speed"))
     if "md" in results:
         lines += md_table(results["md"], MD_SETTINGS[mode], versions)
     lines += settings_section(mode)
@@ -555,7 +613,9 @@ def main() -> None:
                         help="train again with these seeds (besides seed 0) for the accuracy spread; "
                              "timings and memory stay those of seed 0")
     parser.add_argument("--seeds-only", action="store_true",
-                        help="run only the --seeds jobs, keeping the tables' seed-0 rows as they are")
+                        help="run only the --seeds and --speed-rounds jobs, keeping the tables' seed-0 rows as they are")
+    parser.add_argument("--speed-rounds", type=int, default=0,
+                        help=f"also time every code of each table in this many interleaved rounds of {SPEED_EPOCHS}-epoch trainings")
     parser.add_argument("--install-only", action="store_true", help="set up the reference environments and stop")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to write")
     args = parser.parse_args()
@@ -589,6 +649,7 @@ def main() -> None:
                 raise SystemExit(f"--seeds-only: {table.key} has no {epochs}-epoch rows to add seeds to")
             results[table.key] = []
             results.pop(f"{table.key}:seeds", None)
+            results.pop(f"{table.key}:speed", None)
         for code in [c for c in table.codes if c in args.codes and not args.seeds_only]:
             print(f"{table.key}: {code}, {epochs} epoch(s) ...", flush=True)
             row = run_job(code, training_job(table, code, datasets[table.dataset], mode, epochs))
@@ -605,6 +666,10 @@ def main() -> None:
                 spread = results.setdefault(f"{table.key}:seeds", {}).setdefault(code, {})
                 spread[str(seed)] = {k: row.get(k) for k in ("energy_mae_meV_per_atom", "forces_mae_meV_per_A", "error")}
                 saved.write_text(json.dumps(results, indent=1))
+        if args.speed_rounds:
+            codes = [c for c in table.codes if c in args.codes]
+            results[f"{table.key}:speed"] = speed_rounds(table, codes, datasets[table.dataset], mode, args.speed_rounds)
+            saved.write_text(json.dumps(results, indent=1))
     if "md" in args.tables:
         for code in [c for c in MD_CODES if c in args.codes]:
             print(f"md: {code} ...", flush=True)
