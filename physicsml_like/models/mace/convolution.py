@@ -135,18 +135,18 @@ def _partials(plan: _Plan, edges: Edges, slots: list[torch.Tensor | None], wante
     Slot by slot: ``_GRAD`` gives ``A [N, K, c]`` (the neighbour sums), ``_NODE`` ``[N, D_in, c]``,
     ``_RADIAL`` ``[bonds, num_paths * c]``, ``_SH`` ``[E, D_sh]``."""
     sh, radial, node, grad = slots
-    given = next(t for t in slots if t is not None)
+    like = next(t for t in slots if t is not None)  # for dtype and device
     out: dict[int, torch.Tensor] = {}
     if _GRAD in wanted:
-        out[_GRAD] = given.new_zeros(edges.num_nodes, plan.out_dim, plan.channels)
+        out[_GRAD] = like.new_zeros(edges.num_nodes, plan.out_dim, plan.channels)
     if _NODE in wanted:
-        out[_NODE] = given.new_zeros(edges.num_nodes, plan.in_dim, plan.channels)
+        out[_NODE] = like.new_zeros(edges.num_nodes, plan.in_dim, plan.channels)
     if _RADIAL in wanted:
-        out[_RADIAL] = given.new_zeros(edges.num_bonds, plan.num_paths * plan.channels)
+        out[_RADIAL] = like.new_zeros(edges.num_bonds, plan.num_paths * plan.channels)
     if _SH in wanted:
-        out[_SH] = given.new_zeros(edges.num_edges, plan.sh_dim)
-    # each derivative reads the three other slots
-    def reads(slot: int) -> bool:
+        out[_SH] = like.new_zeros(edges.num_edges, plan.sh_dim)
+
+    def reads(slot: int) -> bool:  # each derivative reads the three other slots
         return any(k != slot for k in wanted)
 
     uses_coupled = _GRAD in wanted or _RADIAL in wanted  # coupling @ sender features
@@ -156,9 +156,9 @@ def _partials(plan: _Plan, edges: Edges, slots: list[torch.Tensor | None], wante
         weights = _radial(plan, edges, _present(radial), start, stop) if reads(_RADIAL) else None
         senders = _rows(_present(node), edges.senders[start:stop]) if reads(_NODE) else None
         received = _rows(_present(grad), edges.receivers[start:stop]) if reads(_GRAD) else None
-        messages = given.new_empty(n, plan.out_dim, plan.channels) if _GRAD in wanted else None
-        back = given.new_zeros(n, plan.in_dim, plan.channels) if _NODE in wanted else None
-        per_path = given.new_zeros(n, plan.num_paths, plan.channels) if _RADIAL in wanted else None
+        messages = like.new_empty(n, plan.out_dim, plan.channels) if _GRAD in wanted else None
+        back = like.new_zeros(n, plan.in_dim, plan.channels) if _NODE in wanted else None
+        per_path = like.new_zeros(n, plan.num_paths, plan.channels) if _RADIAL in wanted else None
         for block in plan.blocks:
             rows = slice(block.row_start, block.row_start + block.num_rows)
             inputs = slice(block.in_start, block.in_start + block.d_in)
