@@ -146,16 +146,15 @@ def _partials(plan: _Plan, edges: Edges, slots: list[torch.Tensor | None], wante
     if _SH in wanted:
         out[_SH] = like.new_zeros(edges.num_edges, plan.sh_dim)
 
-    def reads(slot: int) -> bool:  # each derivative reads the three other slots
-        return any(k != slot for k in wanted)
-
+    # each derivative reads the three other slots
+    reads_sh, reads_radial, reads_node, reads_grad = (any(k != slot for k in wanted) for slot in range(4))
     uses_coupled = _GRAD in wanted or _RADIAL in wanted  # coupling @ sender features
     uses_weighted = _NODE in wanted or _SH in wanted  # incoming gradient x path weights
     for start, stop in edges.chunks():
         n = stop - start
-        weights = _radial(plan, edges, _present(radial), start, stop) if reads(_RADIAL) else None
-        senders = _rows(_present(node), edges.senders[start:stop]) if reads(_NODE) else None
-        received = _rows(_present(grad), edges.receivers[start:stop]) if reads(_GRAD) else None
+        weights = _radial(plan, edges, _present(radial), start, stop) if reads_radial else None
+        senders = _rows(_present(node), edges.senders[start:stop]) if reads_node else None
+        received = _rows(_present(grad), edges.receivers[start:stop]) if reads_grad else None
         messages = like.new_empty(n, plan.out_dim, plan.channels) if _GRAD in wanted else None
         back = like.new_zeros(n, plan.in_dim, plan.channels) if _NODE in wanted else None
         per_path = like.new_zeros(n, plan.num_paths, plan.channels) if _RADIAL in wanted else None
@@ -163,7 +162,7 @@ def _partials(plan: _Plan, edges: Edges, slots: list[torch.Tensor | None], wante
             rows = slice(block.row_start, block.row_start + block.num_rows)
             inputs = slice(block.in_start, block.in_start + block.d_in)
             paths = slice(block.path_start, block.path_start + block.num_paths)
-            coupling = _coupling(block, _present(sh)[start:stop]) if reads(_SH) else None
+            coupling = _coupling(block, _present(sh)[start:stop]) if reads_sh else None
             row_weights = _row_weights(block, weights) if weights is not None else None
             if uses_coupled:
                 assert coupling is not None and senders is not None
