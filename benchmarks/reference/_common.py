@@ -6,6 +6,7 @@ library, numpy and ase (present in each) at import time; lightning is imported o
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -191,3 +192,54 @@ def write_result(job: dict[str, Any], result: dict[str, Any]) -> None:
     """The runner's numbers, as JSON at ``job["result"]``."""
     result = {"threads": job["threads"], "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), **result}
     Path(job["result"]).write_text(json.dumps(result, indent=1))
+
+
+class TrainingRecorder:
+    """Notes a training run so that another code can replay it: the initial state dict, the
+    names of the trainable parameters, the training structures of every epoch in batch order
+    (indices into the training split) and the trainable weights after every epoch.
+
+    A reference code's batches carry no structure index, so each structure is found again by
+    its positions. ``save`` writes ``record.npz``, read by ``benchmarks/reference_replay.py``.
+    """
+
+    def __init__(self, train_positions: list[np.ndarray]) -> None:
+        self.first_atoms = np.stack([p[0] for p in train_positions])
+        self.train_positions = train_positions
+        self.arrays: dict[str, np.ndarray] = {}
+        self.epoch_order: list[int] = []
+        self.orders: list[list[int]] = []
+
+    @property
+    def started(self) -> bool:
+        return bool(self.arrays)
+
+    def start(self, model: Any, **statistics: float | np.ndarray) -> None:
+        """The weights before the first step, and the normalisation the code derived or was given."""
+        self.arrays.update({f"initial:{k}": v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()})
+        trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+        self.arrays["trainable"] = np.array(json.dumps(trainable))
+        self.arrays.update({name: np.asarray(value, dtype=np.float64) for name, value in statistics.items()})
+
+    def index_of(self, positions: np.ndarray) -> int:
+        """The training structure with these positions."""
+        index = int(np.argmin(np.abs(self.first_atoms - positions[0]).sum(axis=1)))
+        if not np.allclose(self.train_positions[index], positions, atol=1e-4):
+            raise RuntimeError("a training batch holds a structure not found in the training split")
+        return index
+
+    def batch(self, positions: np.ndarray, ptr: np.ndarray) -> None:
+        """One training batch: all its atoms' positions and where each structure starts."""
+        positions = np.asarray(positions, dtype=np.float64)
+        self.epoch_order += [self.index_of(positions[a:b]) for a, b in itertools.pairwise(ptr)]
+
+    def epoch_end(self, model: Any) -> None:
+        epoch = len(self.orders)
+        self.orders.append(self.epoch_order)
+        self.epoch_order = []
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                self.arrays[f"epoch{epoch}:{name}"] = p.detach().cpu().numpy().copy()
+
+    def save(self, path: Path) -> None:
+        np.savez(path, order=np.array(self.orders, dtype=np.int64), **self.arrays)

@@ -1,16 +1,19 @@
-"""Load a mace-torch ``ScaleShiftMACE`` state dict into this package's MACE network.
+"""Load a mace-torch ``ScaleShiftMACE`` state dict, or physicsml's MACE state dict, into this
+package's MACE network.
 
-Used by ``benchmarks/mace_torch_replay.py`` to start both codes from the same weights. Every
+Used by ``benchmarks/reference_replay.py`` to start two codes from the same weights. Every
 tensor is moved, never refitted: reshapes and reorderings between e3nn's flat weight layout and
 this package's per-irrep matrices, and, in the product basis, the coupling path of mace-torch that
 each of this package's paths equals (found by comparing the coupling tensors themselves). Runs in
 this package's environment; the state dict arrives as tensors saved by the recorder in
 mace-torch's environment. Only the model of the comparison is covered: the ``MACE`` model with
-a plain first interaction and residual later ones (mace-torch's defaults).
+a plain first interaction and residual later ones (mace-torch's defaults). physicsml's MACE is
+the same network split into other modules; ``physicsml_as_mace_torch`` renames its tensors.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import torch
@@ -21,7 +24,7 @@ from physicsml_like.models.mace.linear import ElementLinear, IrrepsLinear
 from physicsml_like.models.mace.network import MACE
 from physicsml_like.models.mace.product import ProductBasisBlock
 
-__all__ = ["load_mace_torch_state"]
+__all__ = ["load_mace_torch_state", "physicsml_as_mace_torch"]
 
 
 def _copy(target: torch.Tensor, value: torch.Tensor, name: str) -> None:
@@ -57,11 +60,13 @@ def _element_linear(ours: ElementLinear, flat: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name}: {flat.numel()} weights, this network has {start}")
 
 
-def _interaction(ours: InteractionBlock, state: Mapping[str, torch.Tensor], prefix: str) -> None:
+def _interaction(ours: InteractionBlock, state: Mapping[str, torch.Tensor], prefix: str, paths_by_output: bool) -> None:
     _linear(ours.linear_up, state[prefix + "linear_up.weight"], prefix + "linear_up")
     product = ours.tensor_product
-    # mace-torch orders the tensor-product paths by output irrep (stable), this package by input
-    position = {path: rank for rank, path in enumerate(sorted(range(product.num_paths), key=lambda k: product.path_irreps[k]))}
+    # mace-torch orders the tensor-product paths by output irrep (stable); this package, like
+    # physicsml, in the order they are found, by input
+    order = sorted(range(product.num_paths), key=lambda k: product.path_irreps[k]) if paths_by_output else range(product.num_paths)
+    position = {path: rank for rank, path in enumerate(order)}
     layers = list(ours.radial_mlp.weights)
     for index, weight in enumerate(layers):
         value = state[prefix + f"conv_tp_weights.layer{index}.weight"]
@@ -112,13 +117,15 @@ def _product(ours: ProductBasisBlock, state: Mapping[str, torch.Tensor], prefix:
     _linear(ours.linear, state[prefix + "linear.weight"], prefix + "linear")
 
 
-def load_mace_torch_state(network: MACE, state: Mapping[str, torch.Tensor]) -> None:
+def load_mace_torch_state(network: MACE, state: Mapping[str, torch.Tensor], paths_by_output: bool = True) -> None:
     """Copy mace-torch's weights into ``network`` (built with the same hyperparameters and
-    elements); a tensor that does not fit raises ``ValueError`` naming it."""
+    elements); a tensor that does not fit raises ``ValueError`` naming it. ``paths_by_output``:
+    the radial network's outputs are in mace-torch's order of the tensor-product paths (sorted
+    by output irrep), not physicsml's (as found)."""
     elements = network.num_elements
     _copy(network.embedding.weights[0], state["node_embedding.linear.weight"].reshape(elements, -1), "node_embedding")
     for index, block in enumerate(network.interactions):
-        _interaction(block, state, f"interactions.{index}.")
+        _interaction(block, state, f"interactions.{index}.", paths_by_output)
     for index, block in enumerate(network.products):
         _product(block, state, f"products.{index}.")
     readouts = list(network.readouts)
@@ -129,3 +136,38 @@ def load_mace_torch_state(network: MACE, state: Mapping[str, torch.Tensor]) -> N
         else:
             _copy(readout.scalar_in, state[prefix + "linear_1.weight"].reshape(readout.scalar_in.shape), prefix + "linear_1")
             _copy(readout.scalar_out, state[prefix + "linear_2.weight"].reshape(readout.scalar_out.shape), prefix + "linear_2")
+
+
+def physicsml_as_mace_torch(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """physicsml's ``PooledMACEModule`` state under mace-torch's names (tensors not renamed here,
+    buffers of the scale and the radial basis, are left out).
+
+    physicsml splits each of mace-torch's interactions in three: ``interactions`` (the linear
+    before the tensor product, the radial network, the linear after it, and in the first layer
+    the element mixing that mace-torch calls ``skip_tp``), ``messages`` (the symmetric
+    contraction) and ``node_updates`` (the linear after the contraction and, from the second
+    layer on, the element-dependent skip connection, mace-torch's residual ``skip_tp``).
+    """
+    renamed: dict[str, torch.Tensor] = {}
+    for name, value in state.items():
+        for theirs, ours in _PHYSICSML_NAMES:
+            if (match := re.fullmatch(theirs, name)) is not None:
+                renamed[match.expand(ours)] = value
+                break
+    return renamed
+
+
+_PHYSICSML_NAMES = [
+    (r"mace\.node_embedding\.weight", r"node_embedding.linear.weight"),
+    (r"mace\.interactions\.(\d+)\.linear_node_feats\.weight", r"interactions.\1.linear_up.weight"),
+    (r"mace\.interactions\.(\d+)\.net_R_channels\.(layer\d+\.weight)", r"interactions.\1.conv_tp_weights.\2"),
+    (r"mace\.interactions\.(\d+)\.linear\.weight", r"interactions.\1.linear.weight"),
+    (r"mace\.interactions\.(\d+)\.mix_layer\.weight", r"interactions.\1.skip_tp.weight"),
+    (r"mace\.node_updates\.(\d+)\.residual_connection_layer\.weight", r"interactions.\1.skip_tp.weight"),
+    (r"mace\.messages\.(\d+)\.symmetric_contractions\.(contractions\.\d+)\.U_matrices\.(\d+)",
+     r"products.\1.symmetric_contractions.\2.U_matrix_\3"),
+    (r"mace\.messages\.(\d+)\.symmetric_contractions\.(contractions\.\d+\.weights.*)", r"products.\1.symmetric_contractions.\2"),
+    (r"mace\.node_updates\.(\d+)\.linear\.weight", r"products.\1.linear.weight"),
+    (r"graph_scalars_head\.readouts\.(\d+)\.weight", r"readouts.\1.linear.weight"),
+    (r"graph_scalars_head\.readouts\.(\d+)\.(linear_[12]\.weight)", r"readouts.\1.\2"),
+]

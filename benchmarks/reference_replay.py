@@ -1,21 +1,23 @@
-"""This package's MACE trained from mace-torch's initial weights on mace-torch's batch order:
+"""This package's MACE trained from a reference code's initial weights on that code's batches:
 does it follow the same trajectory?
 
-    python benchmarks/mace_torch_replay.py                          # ethanol, seed 0 (~3 min)
-    python benchmarks/mace_torch_replay.py --dataset cu --seed 1    # copper (~35 min)
+    python benchmarks/reference_replay.py                                   # mace-torch, ethanol, seed 0 (~3 min)
+    python benchmarks/reference_replay.py --dataset cu --seed 1             # copper (~35 min)
+    python benchmarks/reference_replay.py --reference physicsml             # physicsml, ethanol
 
 The reference comparison (``reference_comparison.py``) trains each code from its own random
 initial weights in its own random batch order, so its accuracies differ by the spread over
-seeds. This removes both: mace-torch trains once, recording its initial weights, the structures
-of every batch and its weights after every epoch (``reference/record_mace_torch.py``, in its
-own environment); then this package's MACE, configured as in the comparison, gets those initial
+seeds. This removes both: the reference code (mace-torch or physicsml) trains once, recording
+its initial weights, the structures of every batch and its weights after every epoch
+(``reference/record_mace_torch.py``, ``reference/record_physicsml.py``, each in the code's own
+environment); then this package's MACE, configured as in the comparison, gets those initial
 weights (``reference/mace_torch_weights.py``) and those batches and trains through its usual
 ``model.train``. Equal architecture, loss, optimiser and data handling give equal weights up to
 float32 rounding, epoch after epoch, and the same test errors; any difference in any of them
 shows up as a divergence.
 
-Writes ``benchmarks/results/mace_torch_replay.md`` (one section per dataset and seed, others
-kept). Run with this package's Python; mace-torch's environment is the comparison's.
+Writes ``benchmarks/results/reference_replay.md`` (one section per code, dataset and seed,
+others kept). Run with this package's Python; the reference environments are the comparison's.
 """
 
 from __future__ import annotations
@@ -33,23 +35,26 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_comparison as rc  # also puts benchmarks/reference on the path
 from _common import prediction_errors, read_frames
-from mace_torch_weights import load_mace_torch_state
+from mace_torch_weights import load_mace_torch_state, physicsml_as_mace_torch
 from run_ours import build_model, labelled
 
-RESULTS = rc.BENCHMARKS / "results" / "mace_torch_replay.md"
+RESULTS = rc.BENCHMARKS / "results" / "reference_replay.md"
+RECORDER = {"mace-torch": "record_mace_torch.py", "physicsml": "record_physicsml.py"}
+INIT_COMPARED = 1000
+"""Smallest tensor whose initial RMS is compared: smaller ones vary too much from draw to draw."""
 TABLE = {"cu": "mace_cu", "ethanol": "mace_ethanol"}
 
 
-def record(dataset: str, seed: int, epochs: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train mace-torch once, recording; the job and its result."""
-    rc.install("mace-torch")
+def record(reference: str, dataset: str, seed: int, epochs: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train the reference code once, recording; the job and its result."""
+    rc.install(reference)
     data = rc.write_dataset(dataset, "full")
     table = next(t for t in rc.TABLES if t.key == TABLE[dataset])
-    job = rc.training_job(table, "mace-torch", data, "full", epochs, seed)
-    job["workdir"] = str(rc.WORK / "replay" / f"{dataset}-seed{seed}")
-    result = rc.run_job("mace-torch", job, runner="record_mace_torch.py")
+    job = rc.training_job(table, reference, data, "full", epochs, seed)
+    job["workdir"] = str(rc.WORK / "replay" / f"{reference}-{dataset}-seed{seed}")
+    result = rc.run_job(reference, job, runner=RECORDER[reference])
     if result.get("error"):
-        raise SystemExit(f"mace-torch's recorded run failed: {result['error']}")
+        raise SystemExit(f"{reference}'s recorded run failed: {result['error']}")
     return job, result
 
 
@@ -62,7 +67,7 @@ def _relative_differences(ours: dict[str, torch.Tensor], theirs: dict[str, torch
     return (squared / total) ** 0.5, largest, worst
 
 
-def replay(job: dict[str, Any], recorded: dict[str, np.ndarray]) -> dict[str, Any]:
+def replay(reference: str, job: dict[str, Any], recorded: dict[str, np.ndarray]) -> dict[str, Any]:
     """Train this package's model from the recorded weights on the recorded batches."""
     import lightning as L
 
@@ -79,20 +84,33 @@ def replay(job: dict[str, Any], recorded: dict[str, np.ndarray]) -> dict[str, An
     if len(orders) != job["epochs"] or not every_structure_once:
         raise SystemExit("the recorded epochs do not each hold every training structure once; cannot replay them")
 
+    def load(network: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+        if reference == "physicsml":
+            load_mace_torch_state(network, physicsml_as_mace_torch(state), paths_by_output=False)
+        else:
+            load_mace_torch_state(network, state)
+
     def their_weights(network: torch.nn.Module, epoch: int) -> dict[str, torch.Tensor]:
-        """mace-torch's weights after ``epoch``, in this package's layout."""
+        """The reference's weights after ``epoch``, in this package's layout."""
         state = {**initial, **{name: torch.from_numpy(recorded[f"epoch{epoch}:{name}"]) for name in trainable}}
         copy = deepcopy(network)
-        load_mace_torch_state(copy, state)
+        load(copy, state)
         return {n: p.detach().clone() for n, p in copy.named_parameters()}
+
+    initial_rms: dict[str, tuple[float, float, int]] = {}  # tensor: (own initialisation, the reference's, size)
+
+    def rms(network: torch.nn.Module) -> dict[str, tuple[float, int]]:
+        return {n: (float(p.detach().double().square().mean().sqrt()), p.numel()) for n, p in network.named_parameters() if p.requires_grad}
 
     def build_from_their_weights(config: Any, spec: Any, statistics: Any) -> torch.nn.Module:
         network = build_mace(config, spec, statistics)
-        load_mace_torch_state(network, initial)
+        own = rms(network)  # this package's own random draw, to compare the distributions
+        load(network, initial)
+        initial_rms.update({n: (own[n][0], r, size) for n, (r, size) in rms(network).items()})
         mine = sum(p.numel() for p in network.parameters() if p.requires_grad)
         theirs = sum(initial[name].numel() for name in trainable)
         if mine != theirs:
-            raise SystemExit(f"this network has {mine} trainable weights, mace-torch's {theirs}")
+            raise SystemExit(f"this network has {mine} trainable weights, {reference}'s {theirs}")
         return network
 
     def their_order(sampler: EpochBatchSampler, epoch: int) -> np.ndarray:
@@ -112,7 +130,7 @@ def replay(job: dict[str, Any], recorded: dict[str, np.ndarray]) -> dict[str, An
 
     build_trainer, order = wrapper.build_trainer, EpochBatchSampler.order
     MACEModel.build_network = staticmethod(build_from_their_weights)  # type: ignore[assignment]
-    EpochBatchSampler.order = their_order  # type: ignore[method-assign]
+    EpochBatchSampler.order = their_order  # type: ignore[method-assign,assignment]
     wrapper.build_trainer = lambda *a, **k: build_trainer(*a, callbacks=[Compare()], **k)  # type: ignore[assignment]
     try:
         model = build_model(job)
@@ -124,47 +142,54 @@ def replay(job: dict[str, Any], recorded: dict[str, np.ndarray]) -> dict[str, An
         EpochBatchSampler.order = order  # type: ignore[method-assign]
         wrapper.build_trainer = build_trainer
     errors = prediction_errors(test, predictions["energy"], np.concatenate(predictions["forces"]))
-    return {"per_epoch": per_epoch, "errors": errors,
+    return {"per_epoch": per_epoch, "errors": errors, "initial_rms": initial_rms,
             "statistics": {"scale": model.module.energy_scale, "avg_num_neighbours": float(model.module.network.avg_num_neighbours)}}
 
 
-def section(dataset: str, seed: int, job: dict[str, Any], theirs: dict[str, Any], ours: dict[str, Any], recorded: dict[str, np.ndarray]) -> str:
+def section(reference: str, dataset: str, seed: int, job: dict[str, Any], theirs: dict[str, Any], ours: dict[str, Any],
+            recorded: dict[str, np.ndarray]) -> str:
     """The markdown section of one replay."""
-    lines = [f"## {dataset}, seed {seed}", ""]
+    lines = [f"## {reference}: {dataset}, seed {seed}", ""]
     lines.append(f"Run {rc.machine()['date']}. {job['n_train']} training structures, {job['epochs']} epochs of {len(recorded['order'][0]) // job['batch_size']} "
-                 f"batches; mace-torch's per-atom scale {float(recorded['scale'][0]):.6g} and neighbour normaliser "
+                 f"batches; {reference}'s per-atom scale {float(np.ravel(recorded['scale'])[0]):.6g} and neighbour normaliser "
                  f"{float(recorded['avg_num_neighbours']):.6g}, this package's {ours['statistics']['scale']:.6g} and "
                  f"{ours['statistics']['avg_num_neighbours']:.6g}.")
+    large = [own / theirs for own, theirs, size in ours["initial_rms"].values() if size >= INIT_COMPARED]
+    lines.append(f"Initial weights: this package's own random initialisation against {reference}'s, per-tensor RMS ratio "
+                 f"{min(large):.3f}-{max(large):.3f} over the {len(large)} tensors of at least {INIT_COMPARED} values "
+                 f"(one draw's RMS varies by about 1/sqrt(2n), 2% at {INIT_COMPARED}).")
     lines += ["", "| after epoch | relative difference, all weights | largest for one tensor | that tensor (this package's name) |",
               "|---|---|---|---|"]
     for row in ours["per_epoch"]:
         lines.append(f"| {row['epoch']} | {row['all']:.2e} | {row['largest']:.2e} | `{row['tensor']}` |")
     lines += ["", "| test split | energy MAE (meV/atom) | force MAE (meV/Å) |", "|---|---|---|"]
-    for name, errors in (("mace-torch", theirs), ("physicsml_like, replayed", ours["errors"])):
+    for name, errors in ((reference, theirs), ("physicsml_like, replayed", ours["errors"])):
         lines.append(f"| {name} | {errors['energy_mae_meV_per_atom']:.4f} | {errors['forces_mae_meV_per_A']:.4f} |")
     return "\n".join(lines) + "\n"
 
 
-def write(dataset: str, seed: int, text: str) -> None:
+def write(reference: str, dataset: str, seed: int, text: str) -> None:
     """Replace this run's section of the results file, keep the others."""
     sections: dict[str, str] = {}
     if RESULTS.exists():
         for chunk in RESULTS.read_text().split("\n## ")[1:]:
             sections[chunk.split("\n", 1)[0]] = "## " + chunk.rstrip() + "\n"
-    sections[f"{dataset}, seed {seed}"] = text
+    sections[f"{reference}: {dataset}, seed {seed}"] = text
     machine = rc.machine()
+    versions = ", ".join(f"{code} {rc.version(code)}" for code in RECORDER)
     head = [
-        "# mace-torch's training replayed in this package",
+        "# Reference trainings replayed in this package",
         "",
-        "Written by `benchmarks/mace_torch_replay.py`: this package's MACE starts from mace-torch's initial "
-        "weights and trains on mace-torch's batches, in the reference comparison's settings (see "
+        "Written by `benchmarks/reference_replay.py`: this package's MACE starts from a reference code's initial "
+        "weights and trains on that code's batches, in the reference comparison's settings (see "
         "`reference_comparison.md`). The differences are float32 rounding carried through training. The "
         "largest are in the order-3 product weights: their coupling paths are redundant once the product is "
         "symmetrised (11 paths for 5 independent invariants to `0e`, 21 for 5 to `1o`), so some combinations "
-        "of them change no output and rounding noise alone moves them.",
+        "of them change no output and rounding noise alone moves them. physicsml forms its batches once and "
+        "shuffles only their order between epochs; the replay gives this package those batches in that order.",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, threads {machine['threads']}; Python {machine['python']}, "
-        f"torch {machine['torch']}, e3nn {machine['e3nn']}; mace-torch {rc.version('mace-torch')}.",
+        f"torch {machine['torch']}, e3nn {machine['e3nn']}; {versions}.",
         "",
     ]
     RESULTS.write_text("\n".join(head) + "\n" + "\n".join(sections[k] for k in sorted(sections)))
@@ -175,12 +200,13 @@ def main() -> None:
     parser.add_argument("--dataset", choices=sorted(TABLE), default="ethanol")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--reference", choices=sorted(RECORDER), default="mace-torch")
     args = parser.parse_args()
-    job, theirs = record(args.dataset, args.seed, args.epochs)
+    job, theirs = record(args.reference, args.dataset, args.seed, args.epochs)
     recorded = dict(np.load(Path(job["workdir"]) / "record.npz"))
-    ours = replay(job, recorded)
-    write(args.dataset, args.seed, section(args.dataset, args.seed, job, theirs, ours, recorded))
-    print(f"mace-torch test force MAE {theirs['forces_mae_meV_per_A']:.4f}, replayed here "
+    ours = replay(args.reference, job, recorded)
+    write(args.reference, args.dataset, args.seed, section(args.reference, args.dataset, args.seed, job, theirs, ours, recorded))
+    print(f"{args.reference} test force MAE {theirs['forces_mae_meV_per_A']:.4f}, replayed here "
           f"{ours['errors']['forces_mae_meV_per_A']:.4f} meV/Å; written to {RESULTS}")
 
 
