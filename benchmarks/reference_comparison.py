@@ -486,8 +486,14 @@ def comparisons(table: Table, rows: list[dict[str, Any]], errors: SeedErrors, sp
         if name == "ours":
             continue
         common = sorted(errors["ours"].keys() & errors[name].keys())
-        mae = float(np.mean([errors["ours"][s][0] for s in common]) / np.mean([errors[name][s][0] for s in common]))
+        mine, theirs = (np.array([errors[code][s][0] for s in common]) for code in ("ours", name))
+        mae = float(mine.mean() / theirs.mean())
         over = f" (means over {len(common)} seeds)" if len(common) > 1 else ""
+        noise = ""
+        if len(common) > 1:  # how far apart the means are, in standard errors of their difference
+            error = float(np.sqrt(mine.var(ddof=1) / len(mine) + theirs.var(ddof=1) / len(theirs)))
+            difference = float(mine.mean() - theirs.mean())
+            noise = f"; difference {difference:+.1f} ± {error:.1f} meV/Å, {abs(difference) / error:.1f} standard errors"
         paired = paired_speedups(speed, name) if speed and name in speed["epoch_seconds"] else []
         if paired:
             ratio = float(np.median(paired))
@@ -498,12 +504,13 @@ def comparisons(table: Table, rows: list[dict[str, Any]], errors: SeedErrors, sp
         if with_targets:
             verdict = lambda ok: "met" if ok else "missed"  # noqa: E731
             lines.append(
-                f"- against {name}: force MAE ratio{over} {mae:.3f} (target <= 1: {verdict(mae <= 1)}), "
+                f"- against {name}: force MAE ratio{over} {mae:.3f} (target <= 1: {verdict(mae <= 1)}{noise}), "
                 f"training throughput {ratio:.2f}x{how} (target >= 1.5x: {verdict(ratio >= 1.5)}), "
                 f"peak RSS {memory:.2f}x (target <= 0.5x: {verdict(memory <= 0.5)})"
             )
         else:
-            lines.append(f"- against {name}: force MAE ratio{over} {mae:.3f}, training throughput {ratio:.2f}x{how}, peak RSS {memory:.2f}x")
+            lines.append(f"- against {name}: force MAE ratio{over} {mae:.3f}{f' ({noise[2:]})' if noise else ''}, "
+                         f"training throughput {ratio:.2f}x{how}, peak RSS {memory:.2f}x")
     return lines
 
 
