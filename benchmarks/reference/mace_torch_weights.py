@@ -138,6 +138,23 @@ def load_mace_torch_state(network: MACE, state: Mapping[str, torch.Tensor], path
             _copy(readout.scalar_out, state[prefix + "linear_2.weight"].reshape(readout.scalar_out.shape), prefix + "linear_2")
 
 
+_PHYSICSML_NAMES = [
+    (r"mace\.node_embedding\.weight", r"node_embedding.linear.weight"),
+    (r"mace\.interactions\.(\d+)\.linear_node_feats\.weight", r"interactions.\1.linear_up.weight"),
+    (r"mace\.interactions\.(\d+)\.net_R_channels\.(layer\d+\.weight)", r"interactions.\1.conv_tp_weights.\2"),
+    (r"mace\.interactions\.(\d+)\.linear\.weight", r"interactions.\1.linear.weight"),
+    (r"mace\.interactions\.(\d+)\.mix_layer\.weight", r"interactions.\1.skip_tp.weight"),
+    (r"mace\.node_updates\.(\d+)\.residual_connection_layer\.weight", r"interactions.\1.skip_tp.weight"),
+    (r"mace\.messages\.(\d+)\.symmetric_contractions\.(contractions\.\d+)\.U_matrices\.(\d+)",
+     r"products.\1.symmetric_contractions.\2.U_matrix_\3"),
+    (r"mace\.messages\.(\d+)\.symmetric_contractions\.(contractions\.\d+\.weights.*)", r"products.\1.symmetric_contractions.\2"),
+    (r"mace\.node_updates\.(\d+)\.linear\.weight", r"products.\1.linear.weight"),
+    (r"graph_scalars_head\.readouts\.(\d+)\.weight", r"readouts.\1.linear.weight"),
+    (r"graph_scalars_head\.readouts\.(\d+)\.(linear_[12]\.weight)", r"readouts.\1.\2"),
+]
+"""physicsml's tensor names (regular expressions) and mace-torch's for them."""
+
+
 def physicsml_as_mace_torch(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """physicsml's ``PooledMACEModule`` state under mace-torch's names (tensors not renamed here,
     buffers of the scale and the radial basis, are left out).
@@ -155,19 +172,3 @@ def physicsml_as_mace_torch(state: Mapping[str, torch.Tensor]) -> dict[str, torc
                 renamed[match.expand(ours)] = value
                 break
     return renamed
-
-
-_PHYSICSML_NAMES = [
-    (r"mace\.node_embedding\.weight", r"node_embedding.linear.weight"),
-    (r"mace\.interactions\.(\d+)\.linear_node_feats\.weight", r"interactions.\1.linear_up.weight"),
-    (r"mace\.interactions\.(\d+)\.net_R_channels\.(layer\d+\.weight)", r"interactions.\1.conv_tp_weights.\2"),
-    (r"mace\.interactions\.(\d+)\.linear\.weight", r"interactions.\1.linear.weight"),
-    (r"mace\.interactions\.(\d+)\.mix_layer\.weight", r"interactions.\1.skip_tp.weight"),
-    (r"mace\.node_updates\.(\d+)\.residual_connection_layer\.weight", r"interactions.\1.skip_tp.weight"),
-    (r"mace\.messages\.(\d+)\.symmetric_contractions\.(contractions\.\d+)\.U_matrices\.(\d+)",
-     r"products.\1.symmetric_contractions.\2.U_matrix_\3"),
-    (r"mace\.messages\.(\d+)\.symmetric_contractions\.(contractions\.\d+\.weights.*)", r"products.\1.symmetric_contractions.\2"),
-    (r"mace\.node_updates\.(\d+)\.linear\.weight", r"products.\1.linear.weight"),
-    (r"graph_scalars_head\.readouts\.(\d+)\.weight", r"readouts.\1.linear.weight"),
-    (r"graph_scalars_head\.readouts\.(\d+)\.(linear_[12]\.weight)", r"readouts.\1.\2"),
-]
