@@ -154,7 +154,7 @@ def section(reference: str, dataset: str, seed: int, job: dict[str, Any], theirs
                  f"batches; {reference}'s per-atom scale {float(np.ravel(recorded['scale'])[0]):.6g} and neighbour normaliser "
                  f"{float(recorded['avg_num_neighbours']):.6g}, this package's {ours['statistics']['scale']:.6g} and "
                  f"{ours['statistics']['avg_num_neighbours']:.6g}.")
-    large = [own / theirs for own, theirs, size in ours["initial_rms"].values() if size >= INIT_COMPARED]
+    large = [own / reference_rms for own, reference_rms, size in ours["initial_rms"].values() if size >= INIT_COMPARED]
     lines.append(f"Initial weights: this package's own random initialisation against {reference}'s, per-tensor RMS ratio "
                  f"{min(large):.3f}-{max(large):.3f} over the {len(large)} tensors of at least {INIT_COMPARED} values "
                  f"(one draw's RMS varies by about 1/sqrt(2n), 2% at {INIT_COMPARED}).")
