@@ -147,7 +147,10 @@ def _partials(plan: _Plan, edges: Edges, slots: list[torch.Tensor | None], wante
         out[_SH] = like.new_zeros(edges.num_edges, plan.sh_dim)
 
     # each derivative reads the three other slots
-    reads_sh, reads_radial, reads_node, reads_grad = (any(k != slot for k in wanted) for slot in range(4))
+    def reads(slot: int) -> bool:
+        return any(k != slot for k in wanted)
+
+    reads_sh, reads_radial, reads_node, reads_grad = reads(_SH), reads(_RADIAL), reads(_NODE), reads(_GRAD)
     uses_coupled = _GRAD in wanted or _RADIAL in wanted  # coupling @ sender features
     uses_weighted = _NODE in wanted or _SH in wanted  # incoming gradient x path weights
     for start, stop in edges.chunks():
