@@ -1,13 +1,7 @@
 """physicsml_like: train 3D atomistic machine-learning models on PyTorch Lightning."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("physicsml_like")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0"
-
 from . import models
+from ._version import __version__
 from .config import ConfigError, DataModuleConfig
 from .data import GraphDataModule
 from .errors import DataError

@@ -20,7 +20,7 @@ from torch_geometric.data import Batch
 from .. import keys as K
 from ..data.neighbours import neighbour_list
 from ..errors import DataError
-from ..training.builder import torch_dtype
+from ..nn.builder import torch_dtype
 from ..training.module import AtomisticLightningModule
 
 __all__ = ["EnsembleCalculator", "PhysicsMLCalculator"]

@@ -73,6 +73,8 @@ class ModelConfig(StrictConfig):
     """``mean_var``: every scalar target (graph and node scalars) gets a variance head trained with
     the Gaussian negative log-likelihood; ``predict(..., return_std=True)`` then gives standard
     deviations and prediction intervals. Forces and stress stay derivatives of the mean energy."""
+    pool_type: Literal["sum", "mean"] = "sum"
+    """Pooling of per-atom outputs into graph scalars other than the energy (always summed)."""
     energy_target: str | None = None
     """The graph scalar that is an extensive energy: per-element reference energies, a per-atom
     scale and shift, a sum over atoms. Default: the first graph scalar when forces or stress are

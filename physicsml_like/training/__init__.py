@@ -1,6 +1,6 @@
 """The shared training layer: LightningModule, wrapper, techniques, registry."""
 
-from .builder import default_dtype, model_builder
+from ..nn.builder import default_dtype, model_builder
 from .conflict_free import ConFIGLightningModule, conflict_free_direction
 from .ema import EMALightningModule
 from .module import AtomisticLightningModule

@@ -28,11 +28,12 @@ from torch import nn
 from torch_geometric.data import Batch
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric
 
-from .. import __version__
 from .. import keys as K
+from .._version import __version__
 from ..config.model import ModelConfig
 from ..data.graphs import ElementMapping
 from ..data.statistics import DatasetStatistics
+from ..nn.builder import torch_dtype
 from ..nn.graph import (
     OUT_EDGE_SCALARS,
     OUT_EDGE_VECTOR,
@@ -45,7 +46,6 @@ from ..nn.graph import (
     OutputSpec,
 )
 from ..nn.scatter import scatter_mean, scatter_sum
-from .builder import torch_dtype
 from .losses import loss_function
 
 __all__ = ["AtomisticLightningModule", "Predictions", "output_spec"]

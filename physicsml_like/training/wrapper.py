@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__
 from .. import keys as K
 from .._logging import get_logger
+from .._version import __version__
 from ..config.base import ConfigError, StrictConfig
 from ..config.model import ModelConfig
 from ..data.datamodule import GraphDataModule

@@ -15,7 +15,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..training.wrapper import PhysicsMLModel, add_uncertainty, load_model
 
 __all__ = ["EnsembleModel"]

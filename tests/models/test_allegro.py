@@ -19,8 +19,8 @@ from e3nn import o3
 
 from physicsml_like.models import AllegroModel
 from physicsml_like.models.allegro import AllegroModelConfig, PairTensorProduct
+from physicsml_like.nn.builder import default_dtype
 from physicsml_like.nn.graph import OUT_PER_ATOM_GRAPH_SCALARS, AtomicGraph
-from physicsml_like.training.builder import default_dtype
 
 from .contract import (
     MOLECULE_TARGETS,

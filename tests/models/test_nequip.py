@@ -16,7 +16,7 @@ from e3nn import o3
 
 from physicsml_like.models import NequIPModel
 from physicsml_like.models.nequip import EdgeConvolution
-from physicsml_like.training.builder import default_dtype
+from physicsml_like.nn.builder import default_dtype
 
 from .contract import (
     MOLECULE_TARGETS,

@@ -3,8 +3,6 @@ for CPU training)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, model_validator
 
 from ...config.model import ModelConfig
@@ -65,9 +63,6 @@ class AllegroModelConfig(ModelConfig):
     """``num_layers + 1`` cutoffs in Å, each ``<= datamodule.cut_off``: the first for the two-body
     latent, then one per layer. A pair beyond a layer's cutoff contributes nothing to that layer
     (its envelope vanishes smoothly there); the last one bounds the pair energies."""
-    pool_type: Literal["sum", "mean"] = "sum"
-    """Pooling of per-atom outputs into graph scalars other than the energy (always summed)."""
-
     @model_validator(mode="after")
     def _consistent_sizes(self) -> AllegroModelConfig:
         if self.latent_mlp[-1] != self.two_body_latent_mlp[-1]:

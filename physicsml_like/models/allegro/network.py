@@ -21,6 +21,7 @@ import torch
 from e3nn import o3
 
 from ...data.statistics import DatasetStatistics
+from ...nn.builder import model_builder
 from ...nn.equivariant import ScalarMLP, natural_order, spherical_harmonics_irreps
 from ...nn.graph import (
     OUT_GRAPH_SCALARS,
@@ -33,7 +34,6 @@ from ...nn.graph import (
 )
 from ...nn.radial import BesselBasis, PolynomialCutoff
 from ...nn.scatter import scatter_mean, scatter_sum
-from ...training.builder import model_builder
 from .config import AllegroModelConfig
 from .layers import AllegroLayer
 

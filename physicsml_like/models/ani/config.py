@@ -81,9 +81,6 @@ class ANIModelConfig(ModelConfig):
     """Activation between the layers of the element networks (ANI uses CELU)."""
     celu_alpha: float = Field(default=0.1, gt=0)
     """``alpha`` of the CELU activation (0.1 in ANI); unused for other activations."""
-    pool_type: Literal["sum", "mean"] = "sum"
-    """Pooling of per-atom outputs into graph scalars other than the energy (always summed)."""
-
     # the datamodule fields a preset fills in
     _PRESET_FIELDS = ("cut_off", "elements")
 

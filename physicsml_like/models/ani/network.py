@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ...data.statistics import DatasetStatistics
+from ...nn.builder import model_builder
 from ...nn.graph import (
     OUT_GRAPH_SCALARS,
     OUT_NODE_SCALARS,
@@ -23,7 +24,6 @@ from ...nn.graph import (
     OutputSpec,
 )
 from ...nn.mlp import activation
-from ...training.builder import model_builder
 from .aev import AtomicEnvironmentVector
 from .config import AEVConfig, ANIModelConfig
 from .presets import PRESETS

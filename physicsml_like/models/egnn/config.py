@@ -39,8 +39,6 @@ class EGNNModelConfig(ModelConfig):
     jitter: float | None = Field(None, ge=0)
     """Gaussian noise (Å) added to positions during training only (a regulariser for property
     models; keep it off when fitting forces)."""
-    pool_type: Literal["sum", "mean"] = "sum"
-    """Pooling of per-atom outputs into graph scalars (the energy is always summed)."""
     pool_from: Literal["nodes", "nodes_edges", "edges"] = "nodes"
     """What is pooled for graph scalars: node features, messages, or both."""
     dropout: float | None = Field(None, ge=0, lt=1)

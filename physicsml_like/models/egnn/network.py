@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ...data.statistics import DatasetStatistics
+from ...nn.builder import model_builder
 from ...nn.graph import (
     OUT_EDGE_SCALARS,
     OUT_EDGE_VECTOR,
@@ -29,7 +30,6 @@ from ...nn.graph import (
 from ...nn.mlp import MLP, activation
 from ...nn.radial import BesselBasis, PolynomialCutoff
 from ...nn.scatter import scatter_mean, scatter_sum
-from ...training.builder import model_builder
 from .config import EGNNModelConfig
 
 __all__ = ["EGNN", "EGNNLayer", "build_egnn"]

@@ -64,9 +64,6 @@ class MACEModelConfig(ModelConfig):
     (``RealAgnosticResidualInteractionBlock``)."""
     interaction: InteractionKind = "RealAgnosticResidualInteractionBlock"
     """The interaction of the later layers."""
-    pool_type: Literal["sum", "mean"] = "sum"
-    """Pooling of per-atom outputs into graph scalars other than the energy (always summed)."""
-
     @field_validator("hidden_irreps")
     @classmethod
     def _hidden_irreps(cls, text: str) -> str:

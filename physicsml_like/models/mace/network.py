@@ -26,6 +26,7 @@ from torch import nn
 
 from ...config.training import OptimizerConfig
 from ...data.statistics import DatasetStatistics
+from ...nn.builder import model_builder
 from ...nn.graph import (
     OUT_GRAPH_SCALARS,
     OUT_GRAPH_VECTOR,
@@ -38,7 +39,6 @@ from ...nn.graph import (
 )
 from ...nn.radial import RadialEmbedding
 from ...nn.scatter import scatter_mean, scatter_sum
-from ...training.builder import model_builder
 from .config import MACEModelConfig
 from .convolution import Edges
 from .edges import reverse_pairs

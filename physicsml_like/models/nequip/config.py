@@ -3,8 +3,6 @@ activation choices of the reference implementation)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, field_validator
 
 from ...config.model import ModelConfig
@@ -53,9 +51,6 @@ class NequIPModelConfig(ModelConfig):
     data's mean number of neighbours."""
     readout_features: int = Field(16, gt=0)
     """Width of the scalar (and vector) layer between the last block and each output."""
-    pool_type: Literal["sum", "mean"] = "sum"
-    """Pooling of per-atom outputs into graph scalars other than the energy (always summed)."""
-
     @field_validator("nonlinearity_scalars", "nonlinearity_gates")
     @classmethod
     def _both_parities(cls, value: dict[str, str]) -> dict[str, str]:

@@ -22,6 +22,7 @@ import torch
 from e3nn import o3
 
 from ...data.statistics import DatasetStatistics
+from ...nn.builder import model_builder
 from ...nn.equivariant import natural_order, spherical_harmonics_irreps
 from ...nn.graph import (
     OUT_GRAPH_SCALARS,
@@ -34,7 +35,6 @@ from ...nn.graph import (
 )
 from ...nn.radial import RadialEmbedding
 from ...nn.scatter import scatter_mean, scatter_sum
-from ...training.builder import model_builder
 from .config import NequIPModelConfig
 from .layers import InteractionBlock
 

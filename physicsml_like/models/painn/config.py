@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from ...config.model import ModelConfig
@@ -33,5 +31,3 @@ class PaiNNModelConfig(ModelConfig):
     """One set of message and update weights for every interaction (the layers are repeated)."""
     activation: str = "SiLU"
     """Activation of the scalar networks."""
-    pool_type: Literal["sum", "mean"] = "sum"
-    """Pooling of per-atom outputs into graph scalars other than the energy (always summed)."""

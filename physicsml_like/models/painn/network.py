@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ...data.statistics import DatasetStatistics
+from ...nn.builder import model_builder
 from ...nn.graph import (
     OUT_GRAPH_SCALARS,
     OUT_GRAPH_VECTOR,
@@ -25,7 +26,6 @@ from ...nn.graph import (
 from ...nn.mlp import MLP
 from ...nn.radial import BesselBasis, PolynomialCutoff
 from ...nn.scatter import scatter_mean, scatter_sum
-from ...training.builder import model_builder
 from .config import PaiNNModelConfig
 from .layers import GatedEquivariantBlock, PaiNNMessage, PaiNNUpdate
 

@@ -36,5 +36,3 @@ class TensorNetModelConfig(ModelConfig):
     equivariance: Literal["O(3)", "SO(3)"] = "O(3)"
     """``"O(3)"``: tensor products symmetrised (``Y M + M Y``), energies invariant under
     reflections too; ``"SO(3)"``: ``2 Y M``, rotations only."""
-    pool_type: Literal["sum", "mean"] = "sum"
-    """Pooling of per-atom outputs into graph scalars other than the energy (always summed)."""

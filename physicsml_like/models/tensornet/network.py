@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ...data.statistics import DatasetStatistics
+from ...nn.builder import model_builder
 from ...nn.graph import (
     OUT_GRAPH_SCALARS,
     OUT_NODE_SCALARS,
@@ -21,7 +22,6 @@ from ...nn.graph import (
 )
 from ...nn.mlp import MLP, activation
 from ...nn.radial import BesselBasis, GaussianBasis, PolynomialCutoff
-from ...training.builder import model_builder
 from .config import TensorNetModelConfig
 from .layers import TensorEmbedding, TensorInteraction, decompose, part_norms
 
