@@ -3,6 +3,7 @@
 from .graph import AtomicGraph, AtomisticNetwork, OutputSpec
 from .mlp import MLP, activation
 from .radial import BesselBasis, GaussianBasis, PolynomialCutoff, RadialEmbedding
+from .readout import dipole_moment, pool
 from .scatter import scatter_mean, scatter_sum
 
 __all__ = [
@@ -15,6 +16,8 @@ __all__ = [
     "PolynomialCutoff",
     "RadialEmbedding",
     "activation",
+    "dipole_moment",
+    "pool",
     "scatter_mean",
     "scatter_sum",
 ]

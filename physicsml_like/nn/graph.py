@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 __all__ = [
+    "OUT_ATOMIC_DIPOLES",
+    "OUT_CHARGES",
     "OUT_EDGE_SCALARS",
     "OUT_EDGE_VECTOR",
     "OUT_GRAPH_SCALARS",
@@ -34,6 +36,10 @@ OUT_GRAPH_SCALARS = "graph_scalars"  # [B, k]: already pooled by the network
 OUT_NODE_SCALARS = "node_scalars"  # [N, k]
 OUT_NODE_VECTOR = "node_vector"  # [N, d] (only when not derived as forces)
 OUT_GRAPH_VECTOR = "graph_vector"  # [B, d], e.g. a dipole; must rotate with the structure
+# a graph-vector request may instead be met by these two per-atom parts, which the dipole readout
+# (nn.readout.dipole_moment) turns into sum_i q_i (r_i - centroid) + mu_i
+OUT_CHARGES = "charges"  # [N, 1] per-atom charges
+OUT_ATOMIC_DIPOLES = "atomic_dipoles"  # [N, 3] per-atom dipoles (rotate with the structure)
 OUT_EDGE_SCALARS = "edge_scalars"  # [E, k]
 OUT_EDGE_VECTOR = "edge_vector"  # [E, d]
 
