@@ -143,7 +143,7 @@ def replay(reference: str, job: dict[str, Any], recorded: dict[str, np.ndarray])
         wrapper.build_trainer = build_trainer
     errors = prediction_errors(test, predictions["energy"], np.concatenate(predictions["forces"]))
     return {"per_epoch": per_epoch, "errors": errors, "initial_rms": initial_rms,
-            "statistics": {"scale": model.module.energy_scale, "avg_num_neighbours": float(model.module.network.avg_num_neighbours)}}
+            "statistics": {"scale": model.module.energy_target.scale, "avg_num_neighbours": float(model.module.network.avg_num_neighbours)}}
 
 
 def section(reference: str, dataset: str, seed: int, job: dict[str, Any], theirs: dict[str, Any], ours: dict[str, Any],

@@ -14,7 +14,6 @@ import ase
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
-from ase.stress import full_3x3_to_voigt_6_stress
 from torch_geometric.data import Batch
 
 from .. import keys as K
@@ -122,27 +121,19 @@ class PhysicsMLCalculator(Calculator):
             raise DataError("the ASE calculator needs a model with an energy target")
         self._graphs = _GraphMaker(self.module, torch.device(device))
         self.energy_key = config.energy_key
-        names = list(config.target_kinds())
-        self.implemented_properties = list(dict.fromkeys(self.implemented_properties + names))
+        # what this model gives: energy always, forces and stress only when it computes them
+        names = [t.ase_name or t.name for t in self.module.all_targets]
+        self.implemented_properties = list(dict.fromkeys(["energy", "free_energy", *names]))
 
     def _predict(self, atoms: ase.Atoms) -> dict[str, Any]:
-        batch = self._graphs(atoms)
-        module = self.module
-        with torch.enable_grad():
-            predictions = module.compute(batch, module.inference_network())
-        out: dict[str, Any] = {}
-        for name, value in predictions.values.items():
-            value = value.detach()
-            if name in predictions.offsets:
-                value = value.to(torch.float64) + predictions.offsets[name]
-            out[name] = value.cpu().numpy()
-        return out
+        values = self.module.predict_values(self._graphs(atoms))
+        return {name: value.numpy() for name, value in values.items()}
 
     def calculate(self, atoms: ase.Atoms | None = None, properties: list[str] | None = None,
                   system_changes: list[str] = all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         assert self.atoms is not None
-        self.results = _results(self._predict(self.atoms), self.module.config, self.atoms)
+        self.results = _results(self._predict(self.atoms), self.module, self.atoms)
 
     @classmethod
     def from_saved(cls, path: str, **kwargs: Any) -> PhysicsMLCalculator:
@@ -152,24 +143,14 @@ class PhysicsMLCalculator(Calculator):
         return cls(load_model(path), **kwargs)
 
 
-def _results(raw: dict[str, Any], config: Any, atoms: ase.Atoms) -> dict[str, Any]:
+def _results(raw: dict[str, Any], module: AtomisticLightningModule, atoms: ase.Atoms) -> dict[str, Any]:
+    """ASE results of one structure: each target names its own (energy, forces, stress in ASE's
+    Voigt order and sign, other targets under their names)."""
     results: dict[str, Any] = {}
-    for name, value in raw.items():
-        value = np.asarray(value)
-        if name == config.energy_key:
-            results["energy"] = results["free_energy"] = float(value[0])
-        elif config.compute_forces and name == config.forces_key:
-            results["forces"] = value.astype(np.float64)
-        elif config.compute_stress and name == config.stress_key:
-            if atoms.pbc.all():
-                results["stress"] = full_3x3_to_voigt_6_stress(value[0].astype(np.float64))
-        else:
-            results[name] = value[0] if value.shape[0] == 1 and value.ndim > 1 and name in _graph_level(config) else value
+    for target in module.all_targets:
+        if target.name in raw:
+            results.update(target.ase_results(np.asarray(raw[target.name]), atoms))
     return results
-
-
-def _graph_level(config: Any) -> set[str]:
-    return {n for n, kind in config.target_kinds().items() if kind in ("graph_scalar", "graph_vector", "stress")}
 
 
 class EnsembleCalculator(Calculator):
@@ -187,8 +168,8 @@ class EnsembleCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         assert self.atoms is not None
         outputs = [calc._predict(self.atoms) for calc in self.calculators]
-        config = self.calculators[0].module.config
-        per_member = [_results(out, config, self.atoms) for out in outputs]
+        module = self.calculators[0].module
+        per_member = [_results(out, module, self.atoms) for out in outputs]
         results: dict[str, Any] = {}
         for key in per_member[0]:
             stacked = np.stack([np.asarray(r[key], dtype=np.float64) for r in per_member])

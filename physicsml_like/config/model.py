@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from .base import StrictConfig
 from .datamodule import DataModuleConfig
+from .targets import TargetKind, TargetSpec, targets_from_config
 from .training import (
     CheckpointConfig,
     EarlyStoppingConfig,
@@ -21,20 +22,6 @@ from .training import (
 )
 
 __all__ = ["ModelConfig", "TargetKind"]
-
-TargetKind = Literal[
-    "graph_scalar", "graph_vector", "node_scalar", "node_vector", "forces", "stress", "edge_scalar", "edge_vector"
-]
-
-# Default losses: MSE, weight 1, and the energy compared per atom. On total energies the energy
-# term of a 32-atom copper cell outweighs the forces so much that an EGNN sat at the zero-force
-# error for its first ~100 steps; per atom, forces and energies both fell from the first epoch
-# (measured on the bundled cu_emt set; see tests/training/test_learning.py). Stress in eV/Å³ is
-# small: weight 10 learned it (MAE 9 meV/Å³ vs 32 at weight 1) and improved the energies too,
-# without slowing the forces (100 did).
-_ENERGY_DEFAULT = {"per_atom": True}
-_KIND_DEFAULT: dict[str, dict[str, float]] = {"stress": {"weight": 10.0}}
-_VARIANCE_KINDS = ("graph_scalar", "node_scalar")
 
 
 class ModelConfig(StrictConfig):
@@ -100,7 +87,7 @@ class ModelConfig(StrictConfig):
 
     # ------------------------------------------------------------------ validation
     @model_validator(mode="after")
-    def _consistent(self) -> ModelConfig:
+    def _consistent_energy(self) -> ModelConfig:
         dm = self.datamodule
         if self.energy_target is not None and self.energy_target not in (dm.y_graph_scalars or []):
             raise ValueError(
@@ -117,6 +104,16 @@ class ModelConfig(StrictConfig):
                 f"datamodule.y_stress={dm.y_stress!r} is set but compute_stress is False; stress is "
                 "predicted as the strain derivative of the energy, so set compute_stress=True"
             )
+        if self.energy_references is not None:
+            from ase.data import atomic_numbers
+
+            for key in self.energy_references:
+                if key not in atomic_numbers and not (key.isdigit() and 0 < int(key) < 119):
+                    raise ValueError(f"energy_references: {key!r} is not an element symbol or atomic number")
+        return self
+
+    @model_validator(mode="after")
+    def _consistent_training(self) -> ModelConfig:
         if self.training_module in ("default", "config") and self.ema is not None:
             raise ValueError(
                 f"ema is set but training_module={self.training_module!r} does not use it; "
@@ -129,7 +126,11 @@ class ModelConfig(StrictConfig):
             )
         if self.trainer.precision in ("64-true", "64") and self.model_dtype != "float64":
             raise ValueError("trainer.precision '64-true' needs model_dtype 'float64'")
-        targets = self.target_kinds()
+        return self
+
+    @model_validator(mode="after")
+    def _consistent_losses(self) -> ModelConfig:
+        targets = {t.name: t for t in self.targets if t.labelled}
         unknown = sorted(set(self.losses) - set(targets))
         if unknown:
             raise ValueError(
@@ -137,25 +138,19 @@ class ModelConfig(StrictConfig):
                 f"{sorted(targets)} (set them in datamodule.y_*)"
             )
         for name, loss in self.losses.items():
-            if loss.per_atom and targets[name] != "graph_scalar":
+            target = targets[name]
+            if loss.per_atom and target.kind not in ("energy", "graph_scalar"):
                 raise ValueError(f"losses.{name}.per_atom applies to graph scalars only")
-            has_variance = self.uncertainty == "mean_var" and targets[name] in _VARIANCE_KINDS
-            if loss.name == "gaussian_nll" and not has_variance:
+            if loss.name == "gaussian_nll" and not target.has_variance:
                 raise ValueError(
                     f"losses.{name}: gaussian_nll needs a variance head: set uncertainty='mean_var' "
                     "(graph and node scalars only)"
                 )
-            if has_variance and loss.name != "gaussian_nll":
+            if target.has_variance and loss.name != "gaussian_nll":
                 raise ValueError(
                     f"losses.{name}: with uncertainty='mean_var' a scalar target is trained with "
                     f"gaussian_nll (its variance head would learn nothing from {loss.name!r})"
                 )
-        if self.energy_references is not None:
-            from ase.data import atomic_numbers
-
-            for key in self.energy_references:
-                if key not in atomic_numbers and not (key.isdigit() and 0 < int(key) < 119):
-                    raise ValueError(f"energy_references: {key!r} is not an element symbol or atomic number")
         return self
 
     @property
@@ -192,33 +187,29 @@ class ModelConfig(StrictConfig):
     def stress_key(self) -> str:
         return self.datamodule.y_stress or "stress"
 
+    @property
+    def targets(self) -> list[TargetSpec]:
+        """Every target, labelled or only predicted, as typed objects (see :mod:`.targets`)."""
+        return targets_from_config(
+            self.datamodule,
+            energy_key=self.energy_key,
+            compute_forces=self.compute_forces,
+            compute_stress=self.compute_stress,
+            uncertainty=self.uncertainty,
+        )
+
     def target_kinds(self) -> dict[str, TargetKind]:
-        """Every target name with its kind (labels the model is trained on)."""
-        dm = self.datamodule
-        kinds: dict[str, TargetKind] = {}
-        for name in dm.y_graph_scalars or []:
-            kinds[name] = "graph_scalar"
-        if dm.y_graph_vector:
-            kinds[dm.y_graph_vector] = "graph_vector"
-        for name in dm.y_node_scalars or []:
-            kinds[name] = "node_scalar"
-        if dm.y_node_vector:
-            kinds[dm.y_node_vector] = "forces" if self.compute_forces else "node_vector"
-        for name in dm.y_edge_scalars or []:
-            kinds[name] = "edge_scalar"
-        if dm.y_edge_vector:
-            kinds[dm.y_edge_vector] = "edge_vector"
-        if dm.y_stress:
-            kinds[dm.y_stress] = "stress"
-        return kinds
+        """Name -> kind of every target the model is trained on (those with labels)."""
+        return {t.name: t.kind for t in self.targets if t.labelled}
 
     def resolved_losses(self) -> dict[str, LossConfig]:
-        """A loss for every target: the configured one, else MSE with the default weight."""
+        """A loss for every labelled target: the configured one, else the kind's default (MSE,
+        weight 1; see each target's ``default_loss``), ``gaussian_nll`` with a variance head."""
         out = {}
-        for name, kind in self.target_kinds().items():
-            fields: dict[str, Any] = dict(_ENERGY_DEFAULT if name == self.energy_key else _KIND_DEFAULT.get(kind, {}))
-            if self.uncertainty == "mean_var" and kind in _VARIANCE_KINDS:
-                fields["name"] = "gaussian_nll"
-            default = LossConfig(**fields)
-            out[name] = self.losses.get(name) or default
+        for target in self.targets:
+            if target.labelled:
+                fields: dict[str, Any] = dict(target.default_loss)
+                if target.has_variance:
+                    fields["name"] = "gaussian_nll"
+                out[target.name] = self.losses.get(target.name) or LossConfig(**fields)
         return out

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -34,69 +33,19 @@ from ..config.model import ModelConfig
 from ..data.graphs import ElementMapping
 from ..data.statistics import DatasetStatistics
 from ..nn.builder import torch_dtype
-from ..nn.graph import (
-    OUT_EDGE_SCALARS,
-    OUT_EDGE_VECTOR,
-    OUT_GRAPH_SCALARS,
-    OUT_GRAPH_VECTOR,
-    OUT_NODE_SCALARS,
-    OUT_NODE_VECTOR,
-    OUT_PER_ATOM_GRAPH_SCALARS,
-    AtomicGraph,
-    OutputSpec,
-)
-from ..nn.scatter import scatter_mean, scatter_sum
+from ..nn.graph import AtomicGraph, OutputSpec
+from ..targets import MIN_VARIANCE, Energy, Forces, Pair, Readout, Stress, Target, build_targets
 from .losses import loss_function
 
-__all__ = ["AtomisticLightningModule", "Predictions", "output_spec"]
+__all__ = ["AtomisticLightningModule", "Predictions"]
 
 CHECKPOINT_KEY = "physicsml_like"
 VARIANCE_SUFFIX = "__variance"  # predict_step's key for a target's variance
-_MIN_VARIANCE = 1e-8
 _FLOAT_INPUTS = (K.POSITIONS, K.CELL, K.CELL_SHIFT, K.NODE_ATTRS, K.EDGE_ATTRS, K.GRAPH_ATTRS)
-
-
-def output_spec(config: ModelConfig, mapping: ElementMapping, num_graph_attrs: int) -> OutputSpec:
-    """The heads a network needs for a config's targets, and its input widths."""
-    from ..data.molecules import BOND_FEATURE_NAMES, atom_feature_size
-
-    dm = config.datamodule
-    kinds = config.target_kinds()
-    node_vector_dim = 3 if any(k == "node_vector" for k in kinds.values()) else 0
-    # a mean-variance model asks every scalar head for twice the width: means, then variances
-    heads = 2 if config.uncertainty == "mean_var" else 1
-    return OutputSpec(
-        num_elements=mapping.size,
-        num_node_features=mapping.size + atom_feature_size(dm.atom_features or []),
-        num_edge_features=len(BOND_FEATURE_NAMES) if dm.bond_features else 0,
-        num_graph_attrs=num_graph_attrs,
-        num_graph_scalars=heads * len(dm.y_graph_scalars or []),
-        graph_vector_dim=3 if dm.y_graph_vector else 0,
-        num_node_scalars=heads * len(dm.y_node_scalars or []),
-        node_vector_dim=node_vector_dim,
-        num_edge_scalars=len(dm.y_edge_scalars or []),
-        edge_vector_dim=3 if dm.y_edge_vector else 0,
-    )
 
 
 def _metric_key(split: str, target: str, metric: str) -> str:
     return re.sub(r"[^0-9a-zA-Z_]", "_", f"{split}__{target}__{metric}")
-
-
-@dataclass
-class _Target:
-    name: str
-    kind: str
-    column: int | None  # column in a stacked label tensor (graph/node/edge scalars)
-
-
-@dataclass
-class _Pair:
-    target: _Target
-    prediction: torch.Tensor
-    label: torch.Tensor
-    variance: torch.Tensor | None = None
-    n_atoms: torch.Tensor | None = None
 
 
 @dataclass
@@ -126,13 +75,6 @@ class AtomisticLightningModule(L.LightningModule):
     spec: the heads the network was built with.
     """
 
-    # buffers (registered in __init__; declared here for type checkers)
-    element_energy: torch.Tensor
-    graph_scalar_mean: torch.Tensor
-    graph_scalar_std: torch.Tensor
-    node_scalar_mean: torch.Tensor
-    node_scalar_std: torch.Tensor
-
     def __init__(
         self,
         network: nn.Module,
@@ -149,54 +91,35 @@ class AtomisticLightningModule(L.LightningModule):
         self.spec = spec
         self.model_dtype = torch_dtype(config.model_dtype)
         self.has_validation = False  # set by the wrapper before fitting (default monitors)
-        self._register_scales()
-        self._targets = self._make_targets()
+        self.targets = nn.ModuleList(build_targets(config, statistics, element_mapping))
         self.metrics = nn.ModuleDict()
         for split in ("train", "val", "test"):
-            for target in self._targets:
-                names = [target.name] + ([f"{target.name}_per_atom"] if target.name == config.energy_key else [])
-                for name in names:
+            for target in self.labelled_targets:
+                for name in target.metric_names():
                     self.metrics[_metric_key(split, name, "mae")] = MeanAbsoluteError()
                     self.metrics[_metric_key(split, name, "rmse")] = MeanSquaredError(squared=False)
 
-    # ------------------------------------------------------------------ set-up
-    def _register_scales(self) -> None:
-        """Buffers (float64) for reference energies and target scales, from the statistics."""
-        stats, cfg = self.statistics, self.config
-        references = torch.zeros(self.element_mapping.size, dtype=torch.float64)
-        slot = self.element_mapping.lookup_table()
-        for z, energy in stats.element_reference.items():
-            if slot[z] >= 0:
-                references[slot[z]] = energy
-        self.register_buffer("element_energy", references)
-        self.energy_scale = float(cfg.energy_scale if cfg.energy_scale is not None else stats.energy_scale())
-        self.energy_shift = float(cfg.energy_shift if cfg.energy_shift is not None else stats.per_atom_energy_mean)
-        dm = cfg.datamodule
-        graph_names = dm.y_graph_scalars or []
-        mean = [stats.graph_scalar_mean.get(n, 0.0) for n in graph_names]
-        std = [stats.graph_scalar_std.get(n, 1.0) or 1.0 for n in graph_names]
-        self.register_buffer("graph_scalar_mean", torch.tensor(mean, dtype=torch.float64))
-        self.register_buffer("graph_scalar_std", torch.tensor(std, dtype=torch.float64))
-        node_names = dm.y_node_scalars or []
-        self.register_buffer("node_scalar_mean", torch.tensor([stats.node_scalar_mean.get(n, 0.0) for n in node_names], dtype=torch.float64))
-        self.register_buffer("node_scalar_std", torch.tensor([stats.node_scalar_std.get(n, 1.0) or 1.0 for n in node_names], dtype=torch.float64))
-        self.graph_vector_scale = float(stats.graph_vector_rms.get(dm.y_graph_vector or "", 1.0) or 1.0)
-        self.node_vector_scale = float(stats.node_vector_rms.get(dm.y_node_vector or "", 1.0) or 1.0)
+    # ------------------------------------------------------------------ targets
+    @property
+    def all_targets(self) -> list[Target]:
+        """Every target the model predicts (see :mod:`physicsml_like.targets`)."""
+        return cast(list[Target], list(self.targets))
 
-    def _make_targets(self) -> list[_Target]:
-        cfg = self.config
-        dm = cfg.datamodule
-        out: list[_Target] = []
-        for name, kind in cfg.target_kinds().items():
-            column = None
-            if kind == "graph_scalar":
-                column = (dm.y_graph_scalars or []).index(name)
-            elif kind == "node_scalar":
-                column = (dm.y_node_scalars or []).index(name)
-            elif kind == "edge_scalar":
-                column = (dm.y_edge_scalars or []).index(name)
-            out.append(_Target(name, kind, column))
-        return out
+    @property
+    def labelled_targets(self) -> list[Target]:
+        """The targets with labels: those the loss and the metrics compare."""
+        return [t for t in self.all_targets if t.labelled]
+
+    def target(self, name: str) -> Target:
+        """The target called ``name``."""
+        for target in self.all_targets:
+            if target.name == name:
+                return target
+        raise KeyError(f"no target {name!r}; targets are {[t.name for t in self.all_targets]}")
+
+    @property
+    def energy_target(self) -> Energy | None:
+        return next((t for t in self.all_targets if isinstance(t, Energy)), None)
 
     @property
     def losses(self) -> dict[str, Any]:
@@ -240,122 +163,57 @@ class AtomisticLightningModule(L.LightningModule):
         return graph, positions, displacement, strained_cell
 
     def compute(self, batch: Batch, network: nn.Module | None = None, *, create_graph: bool = False) -> Predictions:
-        """Predictions for a batch (see :class:`Predictions`)."""
+        """Predictions for a batch (see :class:`Predictions`): each target reads the network's
+        outputs; forces and stress are then the energy's derivatives."""
         network = network if network is not None else self.network
-        cfg = self.config
-        want_forces, want_stress = cfg.compute_forces, cfg.compute_stress
+        derivatives = [t for t in self.all_targets if t.is_derivative]
+        want_forces = any(isinstance(t, Forces) for t in derivatives)
+        want_stress = any(isinstance(t, Stress) for t in derivatives)
         graph, positions, displacement, cell = self._graph(batch, want_forces, want_stress)
-        raw = network(graph)
-        n_graphs = graph.num_graphs
-        n_atoms = torch.bincount(graph.batch, minlength=n_graphs).to(self.model_dtype)
+        readout = Readout(network(graph), graph, type(network).__name__)
         out = Predictions({}, {}, {})
-        dm = cfg.datamodule
-        mean_var = cfg.uncertainty == "mean_var"
-        energy_value = None
-        if dm.y_graph_scalars:
-            k = len(dm.y_graph_scalars)
-            per_atom = raw.get(OUT_PER_ATOM_GRAPH_SCALARS)
-            if per_atom is not None:
-                pooling = getattr(network, "graph_scalar_pooling", "sum")
-                summed = scatter_sum(per_atom, graph.batch, n_graphs)
-                pooled = summed if pooling == "sum" else scatter_mean(per_atom, graph.batch, n_graphs)
-                # a variance head gives per-atom variances: they add up over the atoms
-                var_summed = scatter_sum(F.softplus(per_atom[:, k:]), graph.batch, n_graphs) if mean_var else None
-            elif OUT_GRAPH_SCALARS in raw:
-                summed = pooled = raw[OUT_GRAPH_SCALARS]
-                var_summed = F.softplus(summed[:, k:]) if mean_var else None
-            else:
-                raise ValueError(f"{type(network).__name__} returned no {OUT_GRAPH_SCALARS!r} for y_graph_scalars")
-            for column, name in enumerate(dm.y_graph_scalars):
-                if name == cfg.energy_key:
-                    value = self.energy_scale * summed[:, column] + self.energy_shift * n_atoms
-                    out.offsets[name] = scatter_sum(self.element_energy.to(torch.float64)[graph.species], graph.batch, n_graphs)
-                    energy_value = value
-                    scale: float | torch.Tensor = self.energy_scale
-                else:
-                    mean = self.graph_scalar_mean[column].to(self.model_dtype)
-                    std = self.graph_scalar_std[column].to(self.model_dtype)
-                    value = mean + std * pooled[:, column]
-                    out.offsets[name] = torch.zeros(n_graphs, dtype=torch.float64, device=value.device)
-                    scale = std
-                out.values[name] = value
-                if var_summed is not None:
-                    out.variances[name] = var_summed[:, column] * scale**2 + _MIN_VARIANCE
-        if dm.y_node_scalars:
-            k = len(dm.y_node_scalars)
-            node = self._require(raw, OUT_NODE_SCALARS, network)
-            for column, name in enumerate(dm.y_node_scalars):
-                std = self.node_scalar_std[column].to(self.model_dtype)
-                out.values[name] = self.node_scalar_mean[column].to(self.model_dtype) + std * node[:, column]
-                if mean_var:
-                    out.variances[name] = F.softplus(node[:, k + column]) * std**2 + _MIN_VARIANCE
-        if dm.y_graph_vector:
-            out.values[dm.y_graph_vector] = self.graph_vector_scale * self._require(raw, OUT_GRAPH_VECTOR, network)
-        if dm.y_node_vector and not want_forces:
-            out.values[dm.y_node_vector] = self.node_vector_scale * self._require(raw, OUT_NODE_VECTOR, network)
-        if dm.y_edge_scalars:
-            edge = self._require(raw, OUT_EDGE_SCALARS, network)
-            out.values.update({name: edge[:, k] for k, name in enumerate(dm.y_edge_scalars)})
-        if dm.y_edge_vector:
-            out.values[dm.y_edge_vector] = self._require(raw, OUT_EDGE_VECTOR, network)
-        if want_forces or want_stress:
-            assert energy_value is not None
-            inputs = [positions] + ([displacement] if displacement is not None else [])
-            grads = torch.autograd.grad(
-                energy_value.sum(), inputs, create_graph=create_graph, allow_unused=True
-            )
-            if want_forces:
-                out.values[cfg.forces_key] = -grads[0] if grads[0] is not None else torch.zeros_like(positions)
-            if want_stress:
-                virial = grads[-1] if grads[-1] is not None else torch.zeros_like(cell)
-                volume = torch.linalg.det(cell).abs()
-                periodic = batch[K.PBC].reshape(-1, 3).all(dim=1) & (volume > 1e-12)
-                safe_volume = torch.where(periodic, volume, torch.ones_like(volume))
-                out.values[cfg.stress_key] = torch.where(periodic[:, None, None], virial / safe_volume[:, None, None], torch.zeros_like(virial))
+        for target in self.all_targets:
+            if target.is_derivative:
+                continue
+            out.values[target.name] = target.readout(readout)
+            offset = target.offset(readout)
+            if offset is not None:
+                out.offsets[target.name] = offset
+            variance = target.variance(readout)
+            if variance is not None:
+                out.variances[target.name] = variance
+        if derivatives:
+            self._derivatives(out, derivatives, positions, displacement, cell, batch, create_graph)
         return out
 
-    @staticmethod
-    def _require(raw: dict[str, torch.Tensor], key: str, network: nn.Module) -> torch.Tensor:
-        if key not in raw:
-            raise ValueError(f"{type(network).__name__} returned no {key!r}, which the targets need")
-        return raw[key]
+    def _derivatives(
+        self, out: Predictions, derivatives: list[Target], positions: torch.Tensor, displacement: torch.Tensor | None,
+        cell: torch.Tensor, batch: Batch, create_graph: bool,
+    ) -> None:
+        """Forces ``-dE/dr`` and stress ``(1/V) dE/dε`` from one gradient of the energy."""
+        energy = self.energy_target
+        assert energy is not None, "forces and stress need an energy target (checked by the config)"
+        inputs = [positions] + ([displacement] if displacement is not None else [])
+        grads = torch.autograd.grad(out.values[energy.name].sum(), inputs, create_graph=create_graph, allow_unused=True)
+        for target in derivatives:
+            if isinstance(target, Forces):
+                out.values[target.name] = target.from_gradient(grads[0], positions)
+            elif isinstance(target, Stress):
+                out.values[target.name] = target.from_virial(grads[-1] if displacement is not None else None, cell, batch[K.PBC])
 
     # ------------------------------------------------------------------ losses and metrics
-    def _pairs(self, batch: Batch, predictions: Predictions) -> Iterator[_Pair]:
-        """Prediction, label (and variance) of every target, in the model dtype, masked where needed."""
-        dtype = self.model_dtype
-        n_atoms = torch.bincount(batch[K.BATCH], minlength=int(batch.num_graphs)).to(dtype)
-        values, offsets = predictions.values, predictions.offsets
-        for target in self._targets:
-            pred = values[target.name]
-            variance = predictions.variances.get(target.name)
-            if target.kind == "graph_scalar":
-                label = (batch[K.Y_GRAPH_SCALARS][:, target.column] - offsets[target.name]).to(dtype)
-                yield _Pair(target, pred, label, variance, n_atoms)
-            elif target.kind == "graph_vector":
-                yield _Pair(target, pred, batch[K.Y_GRAPH_VECTOR].to(dtype))
-            elif target.kind == "node_scalar":
-                yield _Pair(target, pred, batch[K.Y_NODE_SCALARS][:, target.column].to(dtype), variance)
-            elif target.kind in ("node_vector", "forces"):
-                yield _Pair(target, pred, batch[K.Y_NODE_VECTOR].to(dtype))
-            elif target.kind in ("edge_scalar", "edge_vector"):
-                mask = batch[K.EDGE_LABEL_MASK]
-                key = K.Y_EDGE_SCALARS if target.kind == "edge_scalar" else K.Y_EDGE_VECTOR
-                label = batch[key][:, target.column] if target.column is not None else batch[key]
-                yield _Pair(target, pred[mask], label[mask].to(dtype))
-            elif target.kind == "stress":
-                periodic = batch[K.PBC].reshape(-1, 3).all(dim=1)
-                yield _Pair(target, pred[periodic], batch[K.Y_STRESS].reshape(-1, 3, 3)[periodic].to(dtype))
-
     def loss_terms(self, batch: Batch, predictions: Predictions, split: str) -> dict[str, torch.Tensor]:
-        """Weighted loss of every target present in the batch (metrics updated and logged)."""
+        """Weighted loss of every labelled target present in the batch (metrics updated and logged)."""
         losses = self.losses
         terms: dict[str, torch.Tensor] = {}
         batch_size = int(batch.num_graphs)
-        for pair in self._pairs(batch, predictions):
+        n_atoms = torch.bincount(batch[K.BATCH], minlength=batch_size).to(self.model_dtype)
+        for target in self.labelled_targets:
+            name = target.name
+            pair = target.pair(batch, predictions.values[name], predictions.offsets.get(name),
+                               predictions.variances.get(name), n_atoms)
             if pair.prediction.numel() == 0:
                 continue
-            name = pair.target.name
             spec = losses[name]
             pred, label, variance = pair.prediction, pair.label, pair.variance
             if spec.per_atom and pair.n_atoms is not None:
@@ -363,14 +221,12 @@ class AtomisticLightningModule(L.LightningModule):
                 variance = variance / pair.n_atoms**2 if variance is not None else None
             if spec.name == "gaussian_nll":
                 assert variance is not None, "gaussian_nll is only chosen for targets with a variance head"
-                term = F.gaussian_nll_loss(pred, label, variance, full=True, eps=_MIN_VARIANCE)
+                term = F.gaussian_nll_loss(pred, label, variance, full=True, eps=MIN_VARIANCE)
             else:
                 term = loss_function(spec.name, spec.config)(pred, label)
             terms[name] = spec.weight * term
             self.log(f"{split}/{name}_loss", term.detach(), on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=split != "train")
-            self._update_metrics(split, name, pair.prediction.detach(), pair.label, batch_size)
-            if name == self.config.energy_key and pair.n_atoms is not None:
-                self._update_metrics(split, f"{name}_per_atom", (pair.prediction / pair.n_atoms).detach(), pair.label / pair.n_atoms, batch_size)
+            self._update_metrics(split, target, pair, batch_size)
         return terms
 
     def _loss_and_metrics(self, batch: Batch, predictions: Predictions, split: str) -> torch.Tensor:
@@ -380,12 +236,15 @@ class AtomisticLightningModule(L.LightningModule):
             total = total + term
         return total
 
-    def _update_metrics(self, split: str, name: str, pred: torch.Tensor, label: torch.Tensor, batch_size: int) -> None:
-        for metric in ("mae", "rmse"):
-            key = _metric_key(split, name, metric)
-            tracker = cast(Metric, self.metrics[key])
-            tracker.update(pred.reshape(-1), label.reshape(-1))
-            self.log(f"{split}/{name}_{metric}", tracker, on_step=False, on_epoch=True, batch_size=batch_size)
+    def _update_metrics(self, split: str, target: Target, pair: Pair, batch_size: int) -> None:
+        prediction, label = pair.prediction.detach(), pair.label
+        for index, name in enumerate(target.metric_names()):
+            if index:  # the energy's second metric: per atom
+                prediction, label = pair.prediction.detach() / pair.n_atoms, pair.label / pair.n_atoms
+            for metric in ("mae", "rmse"):
+                tracker = cast(Metric, self.metrics[_metric_key(split, name, metric)])
+                tracker.update(prediction.reshape(-1), label.reshape(-1))
+                self.log(f"{split}/{name}_{metric}", tracker, on_step=False, on_epoch=True, batch_size=batch_size)
 
     # ------------------------------------------------------------------ Lightning steps
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -419,11 +278,12 @@ class AtomisticLightningModule(L.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self._evaluation_step(batch, "test")
 
-    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
-        """Detached predictions of one batch: graph-level ``[B, ...]``, node-level ``[N, ...]``."""
-        with torch.enable_grad():
+    def predict_values(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Detached predictions on the CPU, offsets added in float64 (and ``<name>__variance``),
+        for ``predict`` and every engine adapter alike."""
+        with torch.enable_grad():  # forces and stress are derivatives even when predicting
             predictions = self.compute(batch, self.inference_network())
-        out: dict[str, Any] = {}
+        out: dict[str, torch.Tensor] = {}
         for name, value in predictions.values.items():
             value = value.detach()
             if name in predictions.offsets:
@@ -431,6 +291,11 @@ class AtomisticLightningModule(L.LightningModule):
             out[name] = value.cpu()
         for name, variance in predictions.variances.items():
             out[f"{name}{VARIANCE_SUFFIX}"] = variance.detach().cpu()
+        return out
+
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """Detached predictions of one batch: graph-level ``[B, ...]``, node-level ``[N, ...]``."""
+        out: dict[str, Any] = self.predict_values(batch)
         out["_atoms_per_structure"] = torch.bincount(batch[K.BATCH], minlength=int(batch.num_graphs)).cpu()
         i = batch[K.EDGE_INDEX][0]
         out["_edges_per_structure"] = torch.bincount(batch[K.BATCH][i], minlength=int(batch.num_graphs)).cpu()

@@ -32,8 +32,9 @@ from ..data.datamodule import GraphDataModule
 from ..data.graphs import ElementMapping
 from ..data.statistics import DatasetStatistics, with_energy_references
 from ..nn.graph import OutputSpec
+from ..targets import Target, output_spec
 from .ema import EMALightningModule
-from .module import CHECKPOINT_KEY, VARIANCE_SUFFIX, AtomisticLightningModule, output_spec
+from .module import CHECKPOINT_KEY, VARIANCE_SUFFIX, AtomisticLightningModule
 from .techniques import technique_for
 from .trainer import build_trainer, find_last_checkpoint, new_run_dir
 
@@ -253,7 +254,7 @@ class PhysicsMLModel:
 
     def _check_compatible(self, config: ModelConfig) -> None:
         assert self.module is not None
-        if config.target_kinds() != self.module.config.target_kinds():
+        if config.targets != self.module.config.targets:
             raise ConfigError(
                 f"this model was built for targets {self.module.config.target_kinds()}; the call asks "
                 f"for {config.target_kinds()}. Build a new model for new targets."
@@ -267,13 +268,7 @@ class PhysicsMLModel:
 
     def prediction_kinds(self) -> dict[str, str]:
         """Name -> kind of everything ``predict`` returns."""
-        config = self._require_module().config
-        kinds: dict[str, str] = dict(config.target_kinds())
-        if config.compute_forces:
-            kinds[config.forces_key] = "forces"
-        if config.compute_stress:
-            kinds[config.stress_key] = "stress"
-        return kinds
+        return {t.name: t.kind for t in self._require_module().all_targets}
 
     def predict(
         self,
@@ -310,13 +305,13 @@ class PhysicsMLModel:
         dm.setup("predict")
         trainer = build_trainer(config, Path(config.trainer.default_root_dir), has_validation=False, for_fitting=False)
         batches = trainer.predict(module, dataloaders=dm.predict_dataloader())
-        kinds = self.prediction_kinds()
-        result = _assemble(batches, kinds)  # type: ignore[arg-type]
-        variances = _assemble(batches, kinds, suffix=VARIANCE_SUFFIX)  # type: ignore[arg-type]
+        targets = module.all_targets
+        result = _assemble(batches, targets)  # type: ignore[arg-type]
+        variances = _assemble(batches, targets, suffix=VARIANCE_SUFFIX)  # type: ignore[arg-type]
         if return_std or confidence is not None:
             add_uncertainty(result, {k: _sqrt(v) for k, v in variances.items()}, confidence)
         if as_dataframe:
-            return _to_dataframe(result, kinds)
+            return _to_dataframe(result)
         return result
 
     def test(self, data: Any, *, trainer_config: dict[str, Any] | None = None) -> dict[str, float]:
@@ -419,26 +414,15 @@ def _checkpoint_metadata(path: Path) -> dict[str, Any]:
     return checkpoint[CHECKPOINT_KEY]
 
 
-def _split(values: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
-    return np.split(values, np.cumsum(counts)[:-1]) if len(counts) else []
-
-
-def _assemble(batches: list[dict[str, Any]], kinds: dict[str, str], suffix: str = "") -> dict[str, Any]:
-    """Concatenate per-batch outputs; node- and edge-level ones split into one array per structure."""
+def _assemble(batches: list[dict[str, Any]], targets: list[Target], suffix: str = "") -> dict[str, Any]:
+    """Concatenate per-batch outputs; each target splits its own into structures."""
     atoms = np.concatenate([b["_atoms_per_structure"].numpy() for b in batches])
     edges = np.concatenate([b["_edges_per_structure"].numpy() for b in batches])
     out: dict[str, Any] = {}
-    for name, kind in kinds.items():
-        key = name + suffix
-        if key not in batches[0]:
-            continue
-        values = np.concatenate([b[key].numpy() for b in batches])
-        if kind in ("node_scalar", "node_vector", "forces"):
-            out[name] = _split(values, atoms)
-        elif kind in ("edge_scalar", "edge_vector"):
-            out[name] = _split(values, edges)
-        else:
-            out[name] = values
+    for target in targets:
+        key = target.name + suffix
+        if key in batches[0]:
+            out[target.name] = target.assemble(np.concatenate([b[key].numpy() for b in batches]), atoms, edges)
     return out
 
 
@@ -465,7 +449,7 @@ def add_uncertainty(result: dict[str, Any], stds: dict[str, Any], confidence: fl
                 result[f"{name}_upper"] = mean + z * std
 
 
-def _to_dataframe(result: dict[str, Any], kinds: dict[str, str]) -> Any:
+def _to_dataframe(result: dict[str, Any]) -> Any:
     """One row per structure; vectors and per-atom values as arrays in their cells."""
     import pandas as pd
 

@@ -86,7 +86,7 @@ class EnsembleModel:
         if as_dataframe:
             from ..training.wrapper import _to_dataframe
 
-            return _to_dataframe(mean, self.members[0].prediction_kinds())
+            return _to_dataframe(mean)
         return mean
 
     def save(self, path: str | Path) -> Path:
