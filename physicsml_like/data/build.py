@@ -18,14 +18,13 @@ from tqdm import tqdm
 
 from ..config.datamodule import DataModuleConfig
 from .cache import CACHE_FORMAT_VERSION, CacheWriter, MappedArrays, open_cache
-from .graphs import pack_graphs
+from .graphs import PTR_ARRAYS, pack_graphs
 from .neighbours import build_edges, warn_isolated_atoms
 from .sources import content_hash, describe_source, iter_tables, source_fingerprint
-from .table import StructureTable
+from .table import StructureTable, join_offsets
 
 __all__ = ["build_graphs", "cache_key", "graph_chunks", "open_or_build_cache"]
 
-_PTRS = ("atom_ptr", "edge_ptr")
 # settings that change the packed graphs (batch sizes, shuffling etc. do not)
 _GRAPH_SETTINGS = (
     "y_graph_scalars", "y_graph_vector", "y_node_scalars", "y_node_vector", "y_edge_scalars",
@@ -63,15 +62,8 @@ def concatenate_packed(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndar
         return chunks[0]
     out: dict[str, np.ndarray] = {}
     for name in chunks[0]:
-        if name in _PTRS:
-            parts = [np.zeros(1, dtype=np.int64)]
-            base = 0
-            for chunk in chunks:
-                parts.append(chunk[name][1:] + base)
-                base += int(chunk[name][-1])
-            out[name] = np.concatenate(parts)
-        else:
-            out[name] = np.concatenate([chunk[name] for chunk in chunks])
+        parts = [chunk[name] for chunk in chunks]
+        out[name] = join_offsets(parts) if name in PTR_ARRAYS else np.concatenate(parts)
     return out
 
 

@@ -277,6 +277,7 @@ class GraphDataModule(L.LightningDataModule):
             arrays,
             graph_scalar_names=self.config.y_graph_scalars,
             node_scalar_names=self.config.y_node_scalars,
+            edge_scalar_names=self.config.y_edge_scalars,
             graph_vector_name=self.config.y_graph_vector,
             node_vector_name=self.config.y_node_vector,
             energy_key=self.energy_key,

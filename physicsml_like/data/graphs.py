@@ -9,7 +9,7 @@ built by index arithmetic (no Python loop over structures) and equals, key for k
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -39,7 +39,14 @@ def _stack_columns(columns: list[np.ndarray], rows: int) -> np.ndarray:
 
 def pack_graphs(table: StructureTable, edges: EdgeArrays, config: DataModuleConfig, with_labels: bool) -> dict[str, np.ndarray]:
     """The packed arrays of a table and its edges; labels stacked in config order."""
-    s, n, e = table.num_structures, table.num_atoms, len(edges.edge_index)
+    out = _input_arrays(table, edges, config)
+    if with_labels:
+        out.update(_label_arrays(table, edges, config))
+    return out
+
+
+def _input_arrays(table: StructureTable, edges: EdgeArrays, config: DataModuleConfig) -> dict[str, np.ndarray]:
+    """Structure, neighbour-list and input-feature arrays (what prediction needs)."""
     out: dict[str, np.ndarray] = {
         "atomic_numbers": table.atomic_numbers.astype(np.int16, copy=False),
         "positions": table.positions,
@@ -57,9 +64,14 @@ def pack_graphs(table: StructureTable, edges: EdgeArrays, config: DataModuleConf
     if config.bond_features and edges.bond_attrs is not None:
         out["edge_attrs"] = edges.bond_attrs
     if config.graph_attrs_cols:
-        out[K.GRAPH_ATTRS] = _stack_columns([table.graph_labels[c] for c in config.graph_attrs_cols], s)
-    if not with_labels:
-        return out
+        out[K.GRAPH_ATTRS] = _stack_columns([table.graph_labels[c] for c in config.graph_attrs_cols], table.num_structures)
+    return out
+
+
+def _label_arrays(table: StructureTable, edges: EdgeArrays, config: DataModuleConfig) -> dict[str, np.ndarray]:
+    """The label arrays the config asks for; edge labels come with the mask of labelled edges."""
+    s, n, e = table.num_structures, table.num_atoms, len(edges.edge_index)
+    out: dict[str, np.ndarray] = {}
     if config.y_graph_scalars:
         out[K.Y_GRAPH_SCALARS] = _stack_columns([table.graph_labels[c] for c in config.y_graph_scalars], s)
     if config.y_graph_vector:
@@ -145,6 +157,31 @@ class ElementMapping:
         )
 
 
+_Rows = np.ndarray | slice
+# optional per-level arrays a batch carries when the packed arrays have them: (level, array, batch key)
+_OPTIONAL_FIELDS = (
+    ("node", K.Y_NODE_SCALARS, K.Y_NODE_SCALARS),
+    ("node", K.Y_NODE_VECTOR, K.Y_NODE_VECTOR),
+    ("edge", "edge_attrs", K.EDGE_ATTRS),
+    ("edge", K.Y_EDGE_SCALARS, K.Y_EDGE_SCALARS),
+    ("edge", K.Y_EDGE_VECTOR, K.Y_EDGE_VECTOR),
+    ("edge", K.EDGE_LABEL_MASK, K.EDGE_LABEL_MASK),
+    ("graph", K.Y_GRAPH_SCALARS, K.Y_GRAPH_SCALARS),
+    ("graph", K.Y_GRAPH_VECTOR, K.Y_GRAPH_VECTOR),
+    ("graph", K.Y_STRESS, K.Y_STRESS),
+)
+
+
+def _take(array: np.ndarray, rows: _Rows) -> np.ndarray:
+    """Rows of an array; index arrays already copy (a batch)."""
+    return array[rows]
+
+
+def _take_copy(array: np.ndarray, rows: _Rows) -> np.ndarray:
+    """Rows of an array as a copy (a slice would otherwise share, or map, the packed memory)."""
+    return np.array(array[rows])
+
+
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Concatenation of ``arange(s, s + c)`` for every pair, without a Python loop."""
     total = int(counts.sum())
@@ -180,6 +217,17 @@ class GraphBatcher:
             attrs = np.concatenate([attrs, features[atom_rows]], axis=1)
         return species, attrs
 
+    def _optional_fields(
+        self, atom_rows: _Rows, edge_rows: _Rows, graph_rows: _Rows, take: Callable[[np.ndarray, _Rows], np.ndarray]
+    ) -> dict[str, torch.Tensor]:
+        """The labels and optional inputs present in the packed arrays, at the given rows."""
+        a = self.arrays
+        rows = {"node": atom_rows, "edge": edge_rows, "graph": graph_rows}
+        fields = {key: torch.from_numpy(take(a[name], rows[level])) for level, name, key in _OPTIONAL_FIELDS if name in a}
+        if K.GRAPH_ATTRS in a:
+            fields[K.GRAPH_ATTRS] = torch.from_numpy(a[K.GRAPH_ATTRS][graph_rows].astype(np.float32))
+        return fields
+
     def gather(self, indices: np.ndarray) -> Batch:
         """The batch of the structures ``indices`` (in that order)."""
         a = self.arrays
@@ -212,17 +260,7 @@ class GraphBatcher:
             K.BATCH: torch.from_numpy(np.repeat(np.arange(b, dtype=np.int64), n_atoms)),
             K.PTR: torch.from_numpy(ptr),
         }
-        for name in (K.Y_NODE_SCALARS, K.Y_NODE_VECTOR):
-            if name in a:
-                fields[name] = torch.from_numpy(a[name][atom_rows])
-        for name in ("edge_attrs", K.Y_EDGE_SCALARS, K.Y_EDGE_VECTOR, K.EDGE_LABEL_MASK):
-            if name in a:
-                fields[K.EDGE_ATTRS if name == "edge_attrs" else name] = torch.from_numpy(a[name][edge_rows])
-        for name in (K.Y_GRAPH_SCALARS, K.Y_GRAPH_VECTOR, K.Y_STRESS):
-            if name in a:
-                fields[name] = torch.from_numpy(a[name][indices])
-        if K.GRAPH_ATTRS in a:
-            fields[K.GRAPH_ATTRS] = torch.from_numpy(a[K.GRAPH_ATTRS][indices].astype(np.float32))
+        fields.update(self._optional_fields(atom_rows, edge_rows, indices, _take))
         batch = Batch(**fields)
         batch._num_graphs = b
         return batch
@@ -244,17 +282,7 @@ class GraphBatcher:
             K.CELL: torch.from_numpy(np.array(a["cell"][index : index + 1])),
             K.PBC: torch.from_numpy(np.array(a["pbc"][index : index + 1])),
         }
-        for name in (K.Y_NODE_SCALARS, K.Y_NODE_VECTOR):
-            if name in a:
-                fields[name] = torch.from_numpy(np.array(a[name][a0:a1]))
-        for name in ("edge_attrs", K.Y_EDGE_SCALARS, K.Y_EDGE_VECTOR, K.EDGE_LABEL_MASK):
-            if name in a:
-                fields[K.EDGE_ATTRS if name == "edge_attrs" else name] = torch.from_numpy(np.array(a[name][e0:e1]))
-        for name in (K.Y_GRAPH_SCALARS, K.Y_GRAPH_VECTOR, K.Y_STRESS):
-            if name in a:
-                fields[name] = torch.from_numpy(np.array(a[name][index : index + 1]))
-        if K.GRAPH_ATTRS in a:
-            fields[K.GRAPH_ATTRS] = torch.from_numpy(a[K.GRAPH_ATTRS][index : index + 1].astype(np.float32))
+        fields.update(self._optional_fields(slice(a0, a1), slice(e0, e1), slice(index, index + 1), _take_copy))
         data = Data(**fields)
         data.num_nodes = a1 - a0
         return data

@@ -189,39 +189,38 @@ class _LabelCollector:
         self.edge: dict[str, list[np.ndarray]] = {name: [] for name in request.edge_names}
         self._widths: dict[str, int] = {}
 
+    def _error(self, problem: str, index: int, name: str) -> DataError:
+        return DataError(problem, source=self.source, index=index, field=name)
+
     def _array(self, value: Any, name: str, index: int) -> np.ndarray:
         if value is _MISSING:
-            raise DataError(f"label {name!r} is missing", source=self.source, index=index, field=name)
+            raise self._error(f"label {name!r} is missing", index, name)
         try:
             return np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
-            raise DataError(
-                f"{name!r} is not numeric (got {type(value).__name__}: {str(value)[:60]!r})",
-                source=self.source,
-                index=index,
-                field=name,
+            raise self._error(
+                f"{name!r} is not numeric (got {type(value).__name__}: {str(value)[:60]!r})", index, name
             ) from None
 
     def _width(self, name: str, width: int, index: int) -> None:
         expected = self._widths.setdefault(name, width)
         if expected != width:
-            raise DataError(
-                f"{name!r} has {width} components here but {expected} in earlier structures",
-                source=self.source,
-                index=index,
-                field=name,
+            raise self._error(
+                f"{name!r} has {width} components here but {expected} in earlier structures", index, name
             )
 
     def add(self, lookup: Any, n_atoms: int, index: int, n_bonds: int | None = None) -> None:
         """Add the labels of one structure; ``lookup(name)`` returns a value or ``_MISSING``."""
+        self._add_graph(lookup, index)
+        self._add_node(lookup, n_atoms, index)
+        self._add_edge(lookup, n_bonds, index)
+
+    def _add_graph(self, lookup: Any, index: int) -> None:
         req = self.request
         for name in req.graph_scalars:
             value = self._array(lookup(name), name, index)
             if value.size != 1:
-                raise DataError(
-                    f"{name!r} should be one number per structure, got shape {value.shape}",
-                    source=self.source, index=index, field=name,
-                )
+                raise self._error(f"{name!r} should be one number per structure, got shape {value.shape}", index, name)
             self.graph[name].append(value.reshape(()))
         for name in req.graph_vectors + req.graph_attrs:
             value = self._array(lookup(name), name, index).reshape(-1)
@@ -232,43 +231,43 @@ class _LabelCollector:
             if value.size == 6:
                 value = voigt_6_to_full_3x3_stress(value.reshape(6))
             elif value.size != 9:
-                raise DataError(
-                    f"stress should have 6 (Voigt) or 9 components, got shape {value.shape}",
-                    source=self.source, index=index, field=req.stress,
+                raise self._error(
+                    f"stress should have 6 (Voigt) or 9 components, got shape {value.shape}", index, req.stress
                 )
             self.graph[req.stress].append(value.reshape(3, 3))
-        for name in req.node_scalars:
+
+    def _add_node(self, lookup: Any, n_atoms: int, index: int) -> None:
+        for name in self.request.node_scalars:
             value = self._array(lookup(name), name, index)
             if value.shape not in {(n_atoms,), (n_atoms, 1)}:
-                raise DataError(
+                raise self._error(
                     f"{name!r} has shape {value.shape} but the structure has {n_atoms} atoms "
                     f"(expected ({n_atoms},))",
-                    source=self.source, index=index, field=name,
+                    index, name,
                 )
             self.node[name].append(value.reshape(n_atoms))
-        for name in req.node_vectors:
+        for name in self.request.node_vectors:
             value = self._array(lookup(name), name, index)
             if value.ndim != 2 or value.shape[0] != n_atoms:
-                raise DataError(
+                raise self._error(
                     f"{name!r} has shape {value.shape} but the structure has {n_atoms} atoms "
                     f"(expected ({n_atoms}, 3))",
-                    source=self.source, index=index, field=name,
+                    index, name,
                 )
             self._width(name, value.shape[1], index)
             self.node[name].append(value)
-        for name in req.edge_names:
+
+    def _add_edge(self, lookup: Any, n_bonds: int | None, index: int) -> None:
+        for name in self.request.edge_names:
             value = self._array(lookup(name), name, index)
             if n_bonds is None:
-                raise DataError(
+                raise self._error(
                     "edge labels are given per bond and need molecule inputs with bonds "
                     "(SMILES, RDKit molecules or a table with a SMILES column)",
-                    source=self.source, index=index, field=name,
+                    index, name,
                 )
             if value.shape[:1] != (n_bonds,):
-                raise DataError(
-                    f"{name!r} has shape {value.shape} but the molecule has {n_bonds} bonds",
-                    source=self.source, index=index, field=name,
-                )
+                raise self._error(f"{name!r} has shape {value.shape} but the molecule has {n_bonds} bonds", index, name)
             self.edge[name].append(value)
 
 
@@ -438,15 +437,32 @@ def _frame_tables(
     chunk_size: int,
     source: str,
 ) -> Iterator[StructureTable]:
-    columns = list(frame.columns)
+    """A table with coordinates is read row by row; one with only SMILES embeds conformers."""
+    if _check_frame_columns(list(frame.columns), config, request, source):
+        yield from _coordinate_frame_tables(frame, config, request, chunk_size, source)
+        return
+    smiles = frame[config.smiles_col].tolist()
+    yield from _molecule_tables(
+        ((i, s, None) for i, s in enumerate(smiles)),
+        config,
+        request,
+        chunk_size,
+        source,
+        row_lookup=lambda i, name: frame[name].iat[i],
+    )
+
+
+def _check_frame_columns(
+    columns: list[str], config: DataModuleConfig, request: LabelRequest, source: str
+) -> bool:
+    """Raise :class:`DataError` naming the first missing column; whether there are coordinates."""
     missing = [name for name in request.graph_names + request.node_names + request.edge_names if name not in columns]
     if missing:
         raise DataError(
             f"column {missing[0]!r} not found (columns: {columns})", source=source, field=missing[0]
         )
     has_coords = config.coordinates_col in columns
-    has_smiles = config.smiles_col in columns
-    if not has_coords and not has_smiles:
+    if not has_coords and config.smiles_col not in columns:
         raise DataError(
             f"the table has neither a {config.coordinates_col!r} nor a {config.smiles_col!r} column "
             f"(columns: {columns}); set coordinates_col / smiles_col",
@@ -457,54 +473,66 @@ def _frame_tables(
             f"column {config.atomic_numbers_col!r} not found (columns: {columns})",
             source=source, field=config.atomic_numbers_col,
         )
-    if not has_coords:
-        smiles = frame[config.smiles_col].tolist()
-        yield from _molecule_tables(
-            ((i, s, None) for i, s in enumerate(smiles)),
-            config,
-            request,
-            chunk_size,
-            source,
-            row_lookup=lambda i, name: frame[name].iat[i],
-        )
-        return
+    return has_coords
 
+
+def _optional_column(frame: pd.DataFrame, name: str) -> np.ndarray | None:
+    return frame[name].to_numpy() if name in frame.columns else None
+
+
+def _row_cell_pbc(
+    cell_col: np.ndarray | None, pbc_col: np.ndarray | None, row: int, config: DataModuleConfig, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cell and pbc of one table row (the config's where the row gives none)."""
+    cell = None
+    if cell_col is not None:
+        try:
+            cell = np.asarray(cell_col[row], dtype=np.float64).reshape(3, 3)
+        except (TypeError, ValueError):
+            raise DataError("cell must be 3x3 or 9 numbers", source=source, index=row, field=config.cell_col) from None
+    pbc = np.asarray(pbc_col[row], dtype=bool).reshape(3) if pbc_col is not None else None
+    return _resolve_cell_pbc(cell, pbc, config)
+
+
+def _attach_row_molecule(chunk: _ChunkBuilder, smiles: str, row: int, config: DataModuleConfig, source: str) -> int:
+    """Atom and bond features of a row's SMILES, whose atoms must match the row's; the bond count."""
+    mol = molecules.molecule_from_smiles(smiles, index=row, source=source)
+    mol = molecules.embed_molecule(mol, config.conformer, index=row, source=source)
+    z_mol = np.array([a.GetAtomicNum() for a in mol.GetAtoms()])
+    if not np.array_equal(z_mol, chunk.numbers[-1]):
+        raise DataError(
+            "the atoms of the SMILES (with hydrogens, RDKit order) do not match the "
+            "atomic numbers of the row, so atom/bond features cannot be attached",
+            source=source, index=row, field=config.smiles_col,
+        )
+    return _add_molecule_features(chunk, mol, config)
+
+
+def _coordinate_frame_tables(
+    frame: pd.DataFrame,
+    config: DataModuleConfig,
+    request: LabelRequest,
+    chunk_size: int,
+    source: str,
+) -> Iterator[StructureTable]:
     with_molecules = _needs_molecules(config, request)
-    if with_molecules and not has_smiles:
+    if with_molecules and config.smiles_col not in frame.columns:
         raise DataError(
             f"atom/bond features and edge labels need a {config.smiles_col!r} column",
             source=source,
         )
-    has_cell = config.cell_col in columns
-    has_pbc = config.pbc_col in columns
     chunk = _ChunkBuilder(request, source, with_molecules=with_molecules)
     numbers_col = frame[config.atomic_numbers_col].to_numpy()
     coords_col = frame[config.coordinates_col].to_numpy()
-    cell_col = frame[config.cell_col].to_numpy() if has_cell else None
-    pbc_col = frame[config.pbc_col].to_numpy() if has_pbc else None
+    cell_col = _optional_column(frame, config.cell_col)
+    pbc_col = _optional_column(frame, config.pbc_col)
     label_cols = {name: frame[name].to_numpy() for name in request.graph_names + request.node_names + request.edge_names}
     for row in range(len(frame)):
-        cell = None
-        if cell_col is not None:
-            try:
-                cell = np.asarray(cell_col[row], dtype=np.float64).reshape(3, 3)
-            except (TypeError, ValueError):
-                raise DataError("cell must be 3x3 or 9 numbers", source=source, index=row, field=config.cell_col) from None
-        pbc = np.asarray(pbc_col[row], dtype=bool).reshape(3) if pbc_col is not None else None
-        cell, pbc = _resolve_cell_pbc(cell, pbc, config)
+        cell, pbc = _row_cell_pbc(cell_col, pbc_col, row, config, source)
         n = chunk.add_structure(numbers_col[row], coords_col[row], cell, pbc, row)
         n_bonds = None
         if with_molecules:
-            mol = molecules.molecule_from_smiles(frame[config.smiles_col].iat[row], index=row, source=source)
-            mol = molecules.embed_molecule(mol, config.conformer, index=row, source=source)
-            z_mol = np.array([a.GetAtomicNum() for a in mol.GetAtoms()])
-            if not np.array_equal(z_mol, chunk.numbers[-1]):
-                raise DataError(
-                    "the atoms of the SMILES (with hydrogens, RDKit order) do not match the "
-                    "atomic numbers of the row, so atom/bond features cannot be attached",
-                    source=source, index=row, field=config.smiles_col,
-                )
-            n_bonds = _add_molecule_features(chunk, mol, config)
+            n_bonds = _attach_row_molecule(chunk, frame[config.smiles_col].iat[row], row, config, source)
 
         def lookup(name: str, _row: int = row) -> Any:
             return label_cols[name][_row]

@@ -36,6 +36,9 @@ class DatasetStatistics:
     force_rms: root mean square force component (``None`` without force labels).
     graph_scalar_mean, graph_scalar_std: per graph scalar, over structures.
     node_scalar_mean, node_scalar_std: per node scalar, over atoms.
+    edge_scalar_mean, edge_scalar_std: per edge scalar, over the labelled edges (both directions
+        of a bond; edges without a label do not count). Empty in statistics saved before edge
+        scalars were scaled.
     graph_vector_rms, node_vector_rms: root mean square component of vector labels.
     """
 
@@ -53,6 +56,8 @@ class DatasetStatistics:
     graph_scalar_std: dict[str, float] = field(default_factory=dict)
     node_scalar_mean: dict[str, float] = field(default_factory=dict)
     node_scalar_std: dict[str, float] = field(default_factory=dict)
+    edge_scalar_mean: dict[str, float] = field(default_factory=dict)
+    edge_scalar_std: dict[str, float] = field(default_factory=dict)
     graph_vector_rms: dict[str, float] = field(default_factory=dict)
     node_vector_rms: dict[str, float] = field(default_factory=dict)
 
@@ -86,6 +91,7 @@ def compute_statistics(
     *,
     graph_scalar_names: list[str] | None = None,
     node_scalar_names: list[str] | None = None,
+    edge_scalar_names: list[str] | None = None,
     graph_vector_name: str | None = None,
     node_vector_name: str | None = None,
     energy_key: str | None = None,
@@ -94,23 +100,22 @@ def compute_statistics(
     """Statistics of packed training graphs.
 
     ``energy_key`` names the graph scalar treated as energy (per-element references by least
-    squares on the element counts); ``forces_key`` the node vector treated as forces.
+    squares on the element counts); ``forces_key`` the node vector treated as forces. Edge
+    scalars are averaged over the labelled edges only (``edge_label_mask``): the other edges
+    carry a placeholder zero, not a label.
     """
     atom_ptr = np.asarray(arrays["atom_ptr"])
-    edge_ptr = np.asarray(arrays["edge_ptr"])
-    n_struct = len(atom_ptr) - 1
     n_atoms = int(atom_ptr[-1])
     z_hist = np.zeros(119, dtype=np.int64)
     for start in range(0, n_atoms, _CHUNK * 10):
         z_hist += np.bincount(np.asarray(arrays["atomic_numbers"][start : start + _CHUNK * 10], dtype=np.int64), minlength=119)
     elements = [int(z) for z in np.flatnonzero(z_hist)]
-    column = {z: k for k, z in enumerate(elements)}
     stats = DatasetStatistics(
-        num_structures=n_struct,
+        num_structures=len(atom_ptr) - 1,
         num_atoms=n_atoms,
         elements=elements,
         element_counts=[int(z_hist[z]) for z in elements],
-        avg_num_neighbours=float(edge_ptr[-1]) / max(n_atoms, 1),
+        avg_num_neighbours=float(np.asarray(arrays["edge_ptr"])[-1]) / max(n_atoms, 1),
         energy_key=energy_key,
     )
     graph_scalar_names = graph_scalar_names or []
@@ -120,37 +125,63 @@ def compute_statistics(
             stats.graph_scalar_mean[name] = float(y[:, k].mean())
             stats.graph_scalar_std[name] = float(y[:, k].std())
     if node_scalar_names:
-        sums = np.zeros(len(node_scalar_names))
-        squares = np.zeros(len(node_scalar_names))
-        for start in range(0, n_atoms, _CHUNK):
-            block = np.asarray(arrays[K.Y_NODE_SCALARS][start : start + _CHUNK], dtype=np.float64)
-            sums += block.sum(axis=0)
-            squares += (block**2).sum(axis=0)
-        mean = sums / max(n_atoms, 1)
-        std = np.sqrt(np.maximum(squares / max(n_atoms, 1) - mean**2, 0.0))
-        for k, name in enumerate(node_scalar_names):
-            stats.node_scalar_mean[name] = float(mean[k])
-            stats.node_scalar_std[name] = float(std[k])
+        _store_mean_std(stats.node_scalar_mean, stats.node_scalar_std, node_scalar_names, arrays[K.Y_NODE_SCALARS])
+    if edge_scalar_names:
+        _store_mean_std(
+            stats.edge_scalar_mean, stats.edge_scalar_std, edge_scalar_names,
+            arrays[K.Y_EDGE_SCALARS], arrays[K.EDGE_LABEL_MASK],
+        )
     if graph_vector_name:
         v = np.asarray(arrays[K.Y_GRAPH_VECTOR], dtype=np.float64)
         stats.graph_vector_rms[graph_vector_name] = float(np.sqrt(np.mean(v**2))) if v.size else 0.0
     if node_vector_name:
-        total = 0.0
-        count = 0
-        for start in range(0, n_atoms, _CHUNK):
-            block = np.asarray(arrays[K.Y_NODE_VECTOR][start : start + _CHUNK], dtype=np.float64)
-            total += float((block**2).sum())
-            count += block.size
-        rms = float(np.sqrt(total / max(count, 1)))
+        rms = _chunked_rms(arrays[K.Y_NODE_VECTOR])
         stats.node_vector_rms[node_vector_name] = rms
         if forces_key == node_vector_name:
             stats.force_rms = rms
     if energy_key is not None:
         k = graph_scalar_names.index(energy_key)
         energies = np.asarray(arrays[K.Y_GRAPH_SCALARS][:, k], dtype=np.float64)
-        counts = _element_count_matrix(arrays["atomic_numbers"], atom_ptr, column)
+        counts = _element_count_matrix(arrays["atomic_numbers"], atom_ptr, {z: k for k, z in enumerate(elements)})
         _fit_references(stats, counts, energies, elements)
     return stats
+
+
+def _store_mean_std(
+    means: dict[str, float],
+    stds: dict[str, float],
+    names: list[str],
+    values: np.ndarray,
+    mask: np.ndarray | None = None,
+) -> None:
+    """Per-column mean and spread of ``[rows, len(names)]`` values, in float64 and in chunks of
+    rows; with ``mask`` only the rows it marks count."""
+    sums = np.zeros(len(names))
+    squares = np.zeros(len(names))
+    count = 0
+    for start in range(0, len(values), _CHUNK):
+        block = np.asarray(values[start : start + _CHUNK], dtype=np.float64)
+        if mask is not None:
+            block = block[np.asarray(mask[start : start + _CHUNK], dtype=bool)]
+        sums += block.sum(axis=0)
+        squares += (block**2).sum(axis=0)
+        count += len(block)
+    mean = sums / max(count, 1)
+    std = np.sqrt(np.maximum(squares / max(count, 1) - mean**2, 0.0))
+    for k, name in enumerate(names):
+        means[name] = float(mean[k])
+        stds[name] = float(std[k])
+
+
+def _chunked_rms(values: np.ndarray) -> float:
+    """Root mean square of every component, in float64 and in chunks of rows."""
+    total = 0.0
+    count = 0
+    for start in range(0, len(values), _CHUNK):
+        block = np.asarray(values[start : start + _CHUNK], dtype=np.float64)
+        total += float((block**2).sum())
+        count += block.size
+    return float(np.sqrt(total / max(count, 1)))
 
 
 def _element_count_matrix(atomic_numbers: np.ndarray, atom_ptr: np.ndarray, column: dict[int, int]) -> np.ndarray:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
 from ..config.datamodule import DataModuleConfig
 from ..errors import DataError
 
-__all__ = ["LabelRequest", "StructureTable"]
+__all__ = ["LabelRequest", "StructureTable", "join_offsets"]
 
 
 @dataclass(frozen=True)
@@ -181,36 +182,25 @@ class StructureTable:
         if len(tables) == 1:
             return tables[0]
         first = tables[0]
-        atom_ptr = [np.zeros(1, dtype=np.int64)]
-        offset = 0
-        for t in tables:
-            atom_ptr.append(t.atom_ptr[1:] + offset)
-            offset += t.num_atoms
         out = cls(
-            atomic_numbers=np.concatenate([t.atomic_numbers for t in tables]),
-            positions=np.concatenate([t.positions for t in tables]),
-            atom_ptr=np.concatenate(atom_ptr),
-            cell=np.concatenate([t.cell for t in tables]),
-            pbc=np.concatenate([t.pbc for t in tables]),
-            graph_labels={k: np.concatenate([t.graph_labels[k] for t in tables]) for k in first.graph_labels},
-            node_labels={k: np.concatenate([t.node_labels[k] for t in tables]) for k in first.node_labels},
-            row_ids=np.concatenate([t.row_ids for t in tables]),
+            atomic_numbers=_join(tables, "atomic_numbers"),
+            positions=_join(tables, "positions"),
+            atom_ptr=join_offsets([t.atom_ptr for t in tables]),
+            cell=_join(tables, "cell"),
+            pbc=_join(tables, "pbc"),
+            graph_labels=_join_named(tables, "graph_labels"),
+            node_labels=_join_named(tables, "node_labels"),
+            row_ids=_join(tables, "row_ids"),
             source=first.source,
         )
         if first.atom_features is not None:
-            out.atom_features = np.concatenate([t.atom_features for t in tables])  # type: ignore[misc]
+            out.atom_features = _join(tables, "atom_features")
         if first.bond_index is not None:
-            bond_ptr = [np.zeros(1, dtype=np.int64)]
-            boffset = 0
-            for t in tables:
-                assert t.bond_ptr is not None
-                bond_ptr.append(t.bond_ptr[1:] + boffset)
-                boffset += int(t.bond_ptr[-1])
-            out.bond_ptr = np.concatenate(bond_ptr)
-            out.bond_index = np.concatenate([t.bond_index for t in tables])  # type: ignore[misc]
+            out.bond_ptr = join_offsets([cast(np.ndarray, t.bond_ptr) for t in tables])
+            out.bond_index = _join(tables, "bond_index")
             if first.bond_attrs is not None:
-                out.bond_attrs = np.concatenate([t.bond_attrs for t in tables])  # type: ignore[misc]
-            out.bond_labels = {k: np.concatenate([t.bond_labels[k] for t in tables]) for k in first.bond_labels}
+                out.bond_attrs = _join(tables, "bond_attrs")
+            out.bond_labels = _join_named(tables, "bond_labels")
         return out
 
     # ------------------------------------------------------------------ checks
@@ -271,6 +261,27 @@ class StructureTable:
                     index=self.frame_id(int(s)),
                     field="cell",
                 )
+
+
+def join_offsets(ptrs: Sequence[np.ndarray]) -> np.ndarray:
+    """Offset arrays of consecutive parts as one: each part's offsets shifted by the items before it."""
+    parts = [np.zeros(1, dtype=np.int64)]
+    base = 0
+    for ptr in ptrs:
+        parts.append(ptr[1:] + base)
+        base += int(ptr[-1])
+    return np.concatenate(parts)
+
+
+def _join(tables: Sequence[StructureTable], name: str) -> np.ndarray:
+    """One array attribute of every table, concatenated along the first axis."""
+    return np.concatenate([getattr(t, name) for t in tables])
+
+
+def _join_named(tables: Sequence[StructureTable], name: str) -> dict[str, np.ndarray]:
+    """A name -> array attribute of every table, concatenated per name (the first table's names)."""
+    parts: list[dict[str, np.ndarray]] = [getattr(t, name) for t in tables]
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
 def _concat(parts: Sequence[np.ndarray], dtype: type, empty_shape: tuple[int, ...] | None) -> np.ndarray:
