@@ -286,9 +286,7 @@ class EdgeScalar(_StandardisedScalar, _EdgeTarget):
 
     def __init__(self, spec: TargetSpec, statistics: DatasetStatistics, config: ModelConfig, mapping: ElementMapping) -> None:
         super().__init__(spec, statistics, config, mapping)
-        means = getattr(statistics, "edge_scalar_mean", {})
-        stds = getattr(statistics, "edge_scalar_std", {})
-        self._standardise_with(means.get(spec.name, 0.0), stds.get(spec.name))
+        self._standardise_with(statistics.edge_scalar_mean.get(spec.name, 0.0), statistics.edge_scalar_std.get(spec.name))
 
     def readout(self, readout: Readout) -> torch.Tensor:
         return self.standardised(readout.require(OUT_EDGE_SCALARS)[:, self.spec.column])
