@@ -110,27 +110,29 @@ def _walk(node: ast.AST, type_only: bool = False) -> Iterator[tuple[ast.AST, boo
         yield from _walk(child, type_only)
 
 
+def _literal_import_module(node: ast.Call) -> str | None:
+    """The name in ``importlib.import_module("a.b")`` (or ``import_module("a.b")``), if literal."""
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    if name != "import_module" or not node.args or not isinstance(node.args[0], ast.Constant):
+        return None
+    return node.args[0].value if isinstance(node.args[0].value, str) else None
+
+
 def _targets(node: ast.AST, module: str, is_package: bool, known: dict[str, Path]) -> list[str]:
     """The package modules one node imports."""
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
     if isinstance(node, ast.ImportFrom):
+        source = node.module or ""
         if node.level:
             base = module.split(".")
             base = base[: len(base) - node.level + (1 if is_package else 0)]
             source = ".".join(base + ([node.module] if node.module else []))
-        else:
-            source = node.module or ""
         return [f"{source}.{a.name}" if f"{source}.{a.name}" in known else source for a in node.names]
-    if (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute | ast.Name)
-        and (node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id) == "import_module"
-        and node.args
-        and isinstance(node.args[0], ast.Constant)
-        and isinstance(node.args[0].value, str)
-    ):
-        return [node.args[0].value]
+    if isinstance(node, ast.Call):
+        name = _literal_import_module(node)
+        return [name] if name else []
     return []
 
 
