@@ -8,11 +8,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 import physicsml_like
-from physicsml_like import models
+from physicsml_like import models, training
 from physicsml_like._families import BUILTIN_FAMILIES
 from physicsml_like.training import extensions, registry
 
@@ -76,6 +77,12 @@ def test_the_public_names_are_the_same_and_resolve() -> None:
     namespace: dict[str, object] = {}
     exec("from physicsml_like import *", namespace)
     assert set(namespace) >= PUBLIC
+
+
+@pytest.mark.parametrize("package", [physicsml_like, models, training])
+def test_every_lazy_name_resolves(package: ModuleType) -> None:
+    for name in package.__all__:
+        assert getattr(package, name) is not None, f"{package.__name__}.{name}"
 
 
 def test_an_unknown_name_is_an_attribute_error_naming_it() -> None:
