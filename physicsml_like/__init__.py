@@ -1,33 +1,28 @@
-"""physicsml_like: train 3D atomistic machine-learning models on PyTorch Lightning."""
+"""physicsml_like: train 3D atomistic machine-learning models on PyTorch Lightning.
 
-from . import models
+The public names below are imported when first used (PEP 562), so ``import physicsml_like``
+loads no family, no e3nn and no rdkit, and importing one submodule (``physicsml_like.nn.scatter``)
+does not load the others; ``from physicsml_like import MACEModel`` loads MACE alone.
+"""
+
+from ._families import family_exports
+from ._lazy import lazy_exports
 from ._version import __version__
-from .config import ConfigError, DataModuleConfig
-from .data import GraphDataModule
-from .errors import DataError
-from .models import *  # noqa: F403  (every family's model and config, listed in models.__all__)
-from .training import (
-    PhysicsMLModel,
-    available_models,
-    load_from_dict,
-    load_from_yaml,
-    load_model,
-    register_model,
-)
-from .variants import EnsembleModel
 
-__all__ = [
-    "ConfigError",
-    "DataError",
-    "DataModuleConfig",
-    "EnsembleModel",
-    "GraphDataModule",
-    "PhysicsMLModel",
-    "__version__",
-    "available_models",
-    "load_from_dict",
-    "load_from_yaml",
-    "load_model",
-    "register_model",
-    *models.__all__,
-]
+_EXPORTS = {
+    "ConfigError": ".config.base",
+    "DataError": ".errors",
+    "DataModuleConfig": ".config.datamodule",
+    "EnsembleModel": ".variants.ensemble",
+    "GraphDataModule": ".data.datamodule",
+    "PhysicsMLModel": ".training.wrapper",
+    "available_models": ".training.registry",
+    "load_from_dict": ".training.registry",
+    "load_from_yaml": ".training.registry",
+    "load_model": ".training.wrapper",
+    "register_model": ".training.registry",
+    **family_exports(),
+}
+
+__all__ = ["__version__", *_EXPORTS]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

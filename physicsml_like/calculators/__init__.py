@@ -1,5 +1,5 @@
-"""Calculators for simulation codes (ASE)."""
+"""The ASE calculators under their first name; they live in :mod:`physicsml_like.integrations`."""
 
-from .ase import EnsembleCalculator, PhysicsMLCalculator
+from ..integrations.ase import EnsembleCalculator, PhysicsMLCalculator
 
 __all__ = ["EnsembleCalculator", "PhysicsMLCalculator"]

@@ -1,33 +1,28 @@
-"""The shared training layer: LightningModule, wrapper, techniques, registry."""
+"""The shared training layer: LightningModule, wrapper, techniques, registry.
 
-from ..nn.builder import default_dtype, model_builder
-from .conflict_free import ConFIGLightningModule, conflict_free_direction
-from .ema import EMALightningModule
-from .module import AtomisticLightningModule
-from .registry import (
-    available_models,
-    get_model_class,
-    load_from_dict,
-    load_from_yaml,
-    register_model,
-)
-from .techniques import TECHNIQUES, EMAConFIGLightningModule
-from .wrapper import PhysicsMLModel, load_model
+Names are imported when first used, so the registry (``available_models``) answers without
+loading lightning, and ``import physicsml_like.training.registry`` costs pydantic alone.
+"""
 
-__all__ = [
-    "TECHNIQUES",
-    "AtomisticLightningModule",
-    "ConFIGLightningModule",
-    "EMAConFIGLightningModule",
-    "EMALightningModule",
-    "PhysicsMLModel",
-    "available_models",
-    "conflict_free_direction",
-    "default_dtype",
-    "get_model_class",
-    "load_from_dict",
-    "load_from_yaml",
-    "load_model",
-    "model_builder",
-    "register_model",
-]
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "TECHNIQUES": ".techniques",
+    "AtomisticLightningModule": ".module",
+    "ConFIGLightningModule": ".conflict_free",
+    "EMAConFIGLightningModule": ".techniques",
+    "EMALightningModule": ".ema",
+    "PhysicsMLModel": ".wrapper",
+    "available_models": ".registry",
+    "conflict_free_direction": ".conflict_free",
+    "default_dtype": "..nn.builder",
+    "get_model_class": ".registry",
+    "load_from_dict": ".registry",
+    "load_from_yaml": ".registry",
+    "load_model": ".wrapper",
+    "model_builder": "..nn.builder",
+    "register_model": ".registry",
+}
+
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

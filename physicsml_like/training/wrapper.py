@@ -31,10 +31,14 @@ from ..config.model import ModelConfig
 from ..data.datamodule import GraphDataModule
 from ..data.graphs import ElementMapping
 from ..data.statistics import DatasetStatistics, with_energy_references
+from ..nn.adapters import insert_adapters
 from ..nn.graph import OutputSpec
 from ..targets import Target, output_spec
 from .ema import EMALightningModule
+from .extensions import engine, saved_format_loader
+from .finetune import copy_matching_weights, refit_references, set_trainable
 from .module import CHECKPOINT_KEY, VARIANCE_SUFFIX, AtomisticLightningModule
+from .registry import get_model_class
 from .techniques import technique_for
 from .trainer import build_trainer, find_last_checkpoint, new_run_dir
 
@@ -95,8 +99,6 @@ class PhysicsMLModel:
         network = type(self).build_network(config, spec, statistics)
         tl = config.transfer_learning
         if tl is not None and tl.adapter is not None:
-            from ..variants.adapters import insert_adapters
-
             insert_adapters(network, tl.adapter, tl.adapter_targets, tl.bottleneck)
         cls, extra = technique_for(config)
         module = cls(network, config, statistics, mapping, spec, **extra)
@@ -187,8 +189,6 @@ class PhysicsMLModel:
 
     def _fine_tune(self, config: ModelConfig, train_data: Any, validation_data: Any) -> Self:
         """Start from ``config.transfer_learning.pretrained`` and train its stages in turn."""
-        from ..variants.finetune import copy_matching_weights, refit_references, set_trainable
-
         tl = config.transfer_learning
         assert tl is not None
         pretrained = load_model(tl.pretrained)
@@ -327,9 +327,7 @@ class PhysicsMLModel:
     def to_ase_calculator(self, *, device: str = "cpu", dtype: str | None = None) -> Any:
         """An ASE calculator (energy, forces, stress, other targets) for molecular dynamics and
         relaxations; ``dtype="float64"`` runs a float32-trained model in double precision."""
-        from ..calculators import PhysicsMLCalculator
-
-        return PhysicsMLCalculator(self, device=device, dtype=dtype)
+        return engine("ase")(self, device=device, dtype=dtype)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
@@ -382,13 +380,10 @@ def load_model(path: str | Path) -> Any:
     safetensors (no pickled code runs). It predicts exactly as the saved one did."""
     from safetensors.torch import load_file
 
-    from .registry import get_model_class
-
     path = Path(path)
-    if (path / "ensemble.json").exists():
-        from ..variants.ensemble import EnsembleModel
-
-        return EnsembleModel.load(path)
+    loader = saved_format_loader(path)  # an ensemble's folder, say (see training.extensions)
+    if loader is not None:
+        return loader(path)
     if not (path / _CONFIG).exists():
         raise FileNotFoundError(f"no saved model in {path} (missing {_CONFIG})")
     spec = json.loads((path / _CONFIG).read_text())

@@ -1,18 +1,22 @@
 """Model variants that compose with any family: ensembles and parameter-efficient fine-tuning.
 
-(Uncertainty heads are an option of every model, ``uncertainty="mean_var"``; training
-techniques such as EMA and ConFIG live in :mod:`physicsml_like.training`.)
+The ensemble lives here. The pieces the wrapper applies itself when a config asks for them sit
+lower, where the wrapper can import them: the adapter layers (SSF, bottleneck) in
+:mod:`physicsml_like.nn.adapters`, the fine-tuning helpers in :mod:`physicsml_like.training.finetune`;
+they are re-exported here, where users look for variants. (Uncertainty heads are an option of
+every model, ``uncertainty="mean_var"``; training techniques such as EMA and ConFIG live in
+:mod:`physicsml_like.training`.)
 """
 
-from .adapters import (
+from ..nn.adapters import (
     BottleneckAdapter,
     IrrepsBottleneckAdapter,
     IrrepsScaleShift,
     ScaleShift,
     insert_adapters,
 )
+from ..training.finetune import copy_matching_weights, refit_references, set_trainable
 from .ensemble import EnsembleModel
-from .finetune import copy_matching_weights, set_trainable
 
 __all__ = [
     "BottleneckAdapter",
@@ -22,5 +26,6 @@ __all__ = [
     "ScaleShift",
     "copy_matching_weights",
     "insert_adapters",
+    "refit_references",
     "set_trainable",
 ]

@@ -16,6 +16,7 @@ from typing import Any, Self
 import numpy as np
 
 from .._version import __version__
+from ..training.extensions import engine
 from ..training.wrapper import PhysicsMLModel, add_uncertainty, load_model
 
 __all__ = ["EnsembleModel"]
@@ -116,6 +117,4 @@ class EnsembleModel:
     def to_ase_calculator(self, **kwargs: Any) -> Any:
         """An ASE calculator averaging the members; the spread is in ``calc.results`` as
         ``energy_std`` and ``forces_std``."""
-        from ..calculators import EnsembleCalculator
-
-        return EnsembleCalculator(self, **kwargs)
+        return engine("ase_ensemble")(self, **kwargs)
