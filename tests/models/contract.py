@@ -277,12 +277,11 @@ def check_stress(model: PhysicsMLModel, atoms: ase.Atoms | None = None) -> None:
         assert numeric == pytest.approx(stress[a, b], abs=1e-7), f"stress[{a}, {b}] {stress[a, b]}, finite difference {numeric}"
 
 
-def check_periodic_consistency(model: PhysicsMLModel, *, check_stress_too: bool = True) -> None:
+def check_periodic_consistency(model: PhysicsMLModel) -> None:
     """:func:`check_supercell_is_extensive`, :func:`check_lattice_shift` and :func:`check_stress`."""
     check_supercell_is_extensive(model)
     check_lattice_shift(model)
-    if check_stress_too:
-        check_stress(model)
+    check_stress(model)
 
 
 # ---------------------------------------------------------------------- derivatives and smoothness
