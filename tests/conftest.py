@@ -1,4 +1,5 @@
-"""Shared fixtures: small slices of the bundled datasets and an isolated cache folder."""
+"""Shared fixtures: small slices of the bundled datasets, an isolated cache folder, and the
+shared reference data beside the checkout (skipped, naming the paths looked for, when absent)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,29 @@ import torch
 # threads and 8 s on one). Set PHYSICSML_LIKE_TEST_THREADS to use more.
 torch.set_num_threads(max(1, int(os.environ.get("PHYSICSML_LIKE_TEST_THREADS", "1"))))
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+def _checkout_roots() -> list[Path]:
+    """The checkout as the file system names it and, when the shell reached it through a
+    symlink, as the shell names it: ``Path.resolve`` (and pytest) follow symlinks, so a checkout
+    linked into a folder beside ``shared/`` would not find ``shared/`` from its real path."""
+    real = Path(__file__).resolve().parents[1]
+    roots = [real]
+    logical = os.environ.get("PWD")
+    if logical:
+        for folder in (Path(logical), *Path(logical).parents):
+            if folder.resolve() == real:
+                roots.append(folder)
+                break
+    return roots
+
+
+def shared_data_folders() -> list[Path]:
+    """Where the shared reference data is looked for: ``$PHYSICSML_LIKE_SHARED_DATA`` when set,
+    else ``shared/data`` beside the checkout (``../shared/data`` from its root)."""
+    given = os.environ.get("PHYSICSML_LIKE_SHARED_DATA")
+    if given:
+        return [Path(given)]
+    return list(dict.fromkeys(root.parent / "shared" / "data" for root in _checkout_roots()))
 
 
 @pytest.fixture(autouse=True)
@@ -54,8 +77,11 @@ def cu_slab():
 
 
 def shared_data(name: str) -> Path:
-    """A file of the shared reference data, or skip when it is not beside the checkout."""
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"shared reference data {name} not available")
-    return path
+    """A file of the shared reference data; the test skips, naming every path it looked for,
+    when the data is not there."""
+    looked = [folder / name for folder in shared_data_folders()]
+    for path in looked:
+        if path.is_file():
+            return path
+    where = " or ".join(str(path) for path in looked)
+    pytest.skip(f"shared reference data {name} not found at {where} (set PHYSICSML_LIKE_SHARED_DATA to its folder)")
