@@ -139,7 +139,7 @@ def non_trivial_predictions(model: PhysicsMLModel, atoms: ase.Atoms) -> dict[str
     both = model.predict([atoms, rattled])
     for name, kind in model.prediction_kinds().items():
         value, other = np.asarray(both[name][0]), np.asarray(both[name][1])
-        if kind in ("graph_scalar", "graph_vector"):
+        if kind in ("energy", "graph_scalar", "graph_vector"):
             _require(np.abs(value - other).max() > MIN_CHANGE, f"{name} does not change when the atoms move: {value} and {other}")
         if kind == "graph_vector":
             _require(np.linalg.norm(value) > MIN_CHANGE, f"{name} is zero: {value}")
