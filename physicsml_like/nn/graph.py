@@ -28,6 +28,8 @@ __all__ = [
     "AtomicGraph",
     "AtomisticNetwork",
     "OutputSpec",
+    "neighbour_normalisation",
+    "reset_submodules",
 ]
 
 # what a network may return (dimensionless, before the training module's scale and shift)
@@ -105,12 +107,46 @@ class OutputSpec:
         return {k: v for k, v in wanted.items() if v}
 
 
+def neighbour_normalisation(given: float | None, measured: float) -> float:
+    """The mean neighbour count that a family divides its neighbour sums by (or by its root).
+
+    ``given`` is the config's ``avg_num_neighbours`` (``None``: not set), ``measured`` the
+    training data's mean number of edges per atom. Never below 1, so that the sums of a sparse
+    structure (a dimer, a data set without edges) are not scaled up.
+
+    Examples
+    --------
+    >>> neighbour_normalisation(None, 7.85), neighbour_normalisation(12.0, 7.85), neighbour_normalisation(None, 0.0)
+    (7.85, 12.0, 1.0)
+    """
+    return max(float(measured if given is None else given), 1.0)
+
+
+def reset_submodules(module: nn.Module) -> None:
+    """Draw every weight below ``module`` again from its initial distribution.
+
+    A child with its own ``reset_parameters`` owns its subtree (it is reset once, as it
+    chooses); the children of any other child are visited in turn. Parameters of a module
+    without ``reset_parameters`` (e3nn's layers, for example) keep their values.
+    """
+    for child in module.children():
+        reset = getattr(child, "reset_parameters", None)
+        if callable(reset):
+            reset()
+        else:
+            reset_submodules(child)
+
+
 class AtomisticNetwork(nn.Module):
     """Base of every family's network: declares its outputs and checks a spec against them.
 
     ``supported_outputs`` lists the ``OUT_*`` fields the family can produce; graph scalars may
     come as per-atom contributions (``OUT_PER_ATOM_GRAPH_SCALARS``) or pooled
-    (``OUT_GRAPH_SCALARS``), both satisfying a graph-scalar request.
+    (``OUT_GRAPH_SCALARS``), both satisfying a graph-scalar request. A graph-vector request
+    (a dipole) is met by ``OUT_CHARGES`` and ``OUT_ATOMIC_DIPOLES``, which the training module
+    turns into the dipole, or by ``OUT_GRAPH_VECTOR`` directly. Graph scalars are pooled as
+    ``config.pool_type`` says by whoever pools them (the training module, or the network for a
+    head over pooled features).
     """
 
     supported_outputs: ClassVar[frozenset[str]] = frozenset({OUT_GRAPH_SCALARS})
@@ -127,6 +163,16 @@ class AtomisticNetwork(nn.Module):
 
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def reset_parameters(self) -> None:
+        """Draw every weight again from its initial distribution (see :func:`reset_submodules`),
+        then give the heads the start they were built with (:meth:`_initialise_heads`)."""
+        reset_submodules(self)
+        self._initialise_heads()
+
+    def _initialise_heads(self) -> None:
+        """Hook for heads that start from particular values (EGNN's energy head starts at zero);
+        a network that has such heads calls it at the end of its constructor too."""
 
     @property
     def num_trainable_weights(self) -> int:

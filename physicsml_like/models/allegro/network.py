@@ -8,8 +8,9 @@ harmonics) and feeds the invariant results into ``x_ij``: information never trav
 cutoff of ``i``, so the model is strictly local and its cost is linear in the number of pairs.
 
 Outputs are sums of per-pair quantities assigned to the centre atom: per-pair energies (their sum
-is the energy), per-pair scalars for node scalars such as charges, and per-pair ``l = 1`` vectors
-from the last layer's tensors for a dipole. Only the irreps that reach an output are computed:
+is the energy), per-pair scalars for node scalars such as charges, and for a dipole per-pair
+charges and ``l = 1`` vectors from the last layer's tensors (the parts the training module
+turns into the dipole). Only the irreps that reach an output are computed:
 the last layer keeps scalars (and ``l = 1`` for a dipole) and earlier layers what leads there.
 """
 
@@ -24,6 +25,8 @@ from ...data.statistics import DatasetStatistics
 from ...nn.builder import model_builder
 from ...nn.equivariant import ScalarMLP, natural_order, spherical_harmonics_irreps
 from ...nn.graph import (
+    OUT_ATOMIC_DIPOLES,
+    OUT_CHARGES,
     OUT_GRAPH_SCALARS,
     OUT_GRAPH_VECTOR,
     OUT_NODE_SCALARS,
@@ -31,9 +34,10 @@ from ...nn.graph import (
     AtomicGraph,
     AtomisticNetwork,
     OutputSpec,
+    neighbour_normalisation,
 )
 from ...nn.radial import BesselBasis, PolynomialCutoff
-from ...nn.scatter import scatter_mean, scatter_sum
+from ...nn.scatter import scatter_sum
 from .config import AllegroModelConfig
 from .layers import AllegroLayer
 
@@ -86,8 +90,7 @@ class Allegro(AtomisticNetwork):
         channels = config.num_tensor_features
         act = config.latent_activation
         cutoff = config.datamodule.cut_off
-        self.graph_scalar_pooling = config.pool_type
-        self.norm = math.sqrt(max(avg_num_neighbours, 1.0))
+        self.norm = math.sqrt(avg_num_neighbours)
         self.irreps_sh = spherical_harmonics_irreps(config.l_max, config.parity)
         self.spherical_harmonics = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
         cutoffs = config.per_layer_cutoffs or [cutoff] * (config.num_layers + 1)
@@ -136,8 +139,8 @@ class Allegro(AtomisticNetwork):
 
         Returns
         -------
-        ``per_atom_graph_scalars [N, k]``, ``node_scalars [N, k]``, ``graph_vector [B, 3]``
-        (those the spec asks for).
+        ``per_atom_graph_scalars [N, k]``, ``node_scalars [N, k]``, and for a dipole
+        ``charges [N, 1]`` and ``atomic_dipoles [N, 3]`` (those the spec asks for).
         """
         centre, neighbour = graph.edge_index
         num_nodes = graph.num_nodes
@@ -163,12 +166,10 @@ class Allegro(AtomisticNetwork):
         if self.node_scalar_head is not None:
             out[OUT_NODE_SCALARS] = per_atom(self.node_scalar_head(latents))
         if self.charge_head is not None and self.vector_weights is not None and tensors is not None:
-            charges = per_atom(self.charge_head(latents))
             vectors = tensors[:, :, self._vector_start : self._vector_start + 3]  # [E, U, 3]
             pair_vectors = (self.vector_weights(latents).unsqueeze(-1) * vectors).sum(1) / math.sqrt(vectors.shape[1])
-            centroid = scatter_mean(graph.positions, graph.batch, graph.num_graphs)[graph.batch]
-            atomic = charges * (graph.positions - centroid) + per_atom(pair_vectors)
-            out[OUT_GRAPH_VECTOR] = scatter_sum(atomic, graph.batch, graph.num_graphs)
+            out[OUT_CHARGES] = per_atom(self.charge_head(latents))
+            out[OUT_ATOMIC_DIPOLES] = per_atom(pair_vectors)
         return out
 
     def extra_repr(self) -> str:
@@ -179,5 +180,4 @@ class Allegro(AtomisticNetwork):
 @model_builder
 def build_allegro(config: AllegroModelConfig, spec: OutputSpec, statistics: DatasetStatistics) -> Allegro:
     """The Allegro network for a config and output spec (seeded, in ``config.model_dtype``)."""
-    avg = config.avg_num_neighbours if config.avg_num_neighbours is not None else statistics.avg_num_neighbours
-    return Allegro(config, spec, avg)
+    return Allegro(config, spec, neighbour_normalisation(config.avg_num_neighbours, statistics.avg_num_neighbours))

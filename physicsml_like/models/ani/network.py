@@ -113,7 +113,6 @@ class ANI(AtomisticNetwork):
         preset = PRESETS[config.preset] if config.preset is not None else None
         aev = preset.aev if preset is not None else (config.aev or AEVConfig())
         self.aev = AtomicEnvironmentVector(config.datamodule.cut_off, aev, spec.num_elements)
-        self.graph_scalar_pooling = config.pool_type
         self.num_graph_scalars = spec.num_graph_scalars
         self.elements = ElementNetworks(
             self.aev.length,
@@ -122,9 +121,6 @@ class ANI(AtomisticNetwork):
             config.activation,
             config.celu_alpha,
         )
-
-    def reset_parameters(self) -> None:
-        self.elements.reset_parameters()
 
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
         """Per-atom outputs.
@@ -148,7 +144,7 @@ class ANI(AtomisticNetwork):
         return out
 
     def extra_repr(self) -> str:
-        return f"aev_length={self.aev.length}, pooling={self.graph_scalar_pooling} | {self.num_trainable_weights} trainable weights"
+        return f"aev_length={self.aev.length}, elements={len(self.elements.networks)} | {self.num_trainable_weights} trainable weights"
 
 
 def _hidden_sizes(config: ANIModelConfig, num_slots: int) -> list[tuple[int, ...]]:

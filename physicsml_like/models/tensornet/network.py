@@ -46,7 +46,6 @@ class TensorNet(AtomisticNetwork):
         f = config.num_features
         cutoff = config.datamodule.cut_off
         act = config.activation
-        self.graph_scalar_pooling = config.pool_type
         if config.radial_basis == "bessel":
             self.radial: nn.Module = BesselBasis(cutoff, config.num_radial, config.trainable_rbf)
         else:
@@ -62,12 +61,6 @@ class TensorNet(AtomisticNetwork):
         readout = [f, max(f // 2, 1)]
         self.energy_head = MLP([*readout, spec.num_graph_scalars], act) if spec.num_graph_scalars else None
         self.node_scalar_head = MLP([*readout, spec.num_node_scalars], act) if spec.num_node_scalars else None
-
-    def reset_parameters(self) -> None:
-        for module in self.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if module is not self and callable(reset):
-                reset()
 
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
         """Per-atom outputs.
@@ -101,8 +94,8 @@ class TensorNet(AtomisticNetwork):
 
     def extra_repr(self) -> str:
         return (
-            f"features={self.embedding.num_features}, layers={len(self.layers)}, "
-            f"pooling={self.graph_scalar_pooling} | {self.num_trainable_weights} trainable weights"
+            f"features={self.embedding.num_features}, layers={len(self.layers)} | "
+            f"{self.num_trainable_weights} trainable weights"
         )
 
 
