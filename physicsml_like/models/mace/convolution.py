@@ -31,7 +31,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from .linear import channels_of
+from ...nn.equivariant import uniform_channels
 
 __all__ = ["EdgeTensorProduct", "Edges"]
 
@@ -278,7 +278,7 @@ class EdgeTensorProduct(nn.Module):
         super().__init__()
         self.irreps_in = o3.Irreps(irreps_in)
         self.irreps_sh = o3.Irreps(irreps_sh)
-        self.channels = channels_of(self.irreps_in, "the node irreps")
+        self.channels = uniform_channels(self.irreps_in, "the node irreps")
         targets = {ir for _, ir in o3.Irreps(irreps_target)}
         sh_starts = [s.start for s in self.irreps_sh.slices()]
         dtype = torch.get_default_dtype()
