@@ -167,6 +167,11 @@ class ChannelMixing(nn.Module):
         for k, (_, count) in enumerate(self.irreps):
             self.register_parameter(f"weight_{k}", nn.Parameter(torch.randn(count * channels_in, channels_out)))
 
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            for weight in self.parameters():
+                weight.normal_()
+
     def forward(self, blocks: Sequence[torch.Tensor]) -> torch.Tensor:
         """``blocks``: ``[E, channels_in, paths * (2l + 1)]`` per irrep -> ``[E, channels_out, D_out]``."""
         outs = []
@@ -209,6 +214,11 @@ class ScalarMLP(nn.Module):
         self.output_activation = output_activation
         self.weights = nn.ParameterList(nn.Parameter(torch.randn(a, b)) for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
         self.activation = normalize2mom(activation(activation_name))
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            for weight in self.weights:
+                weight.normal_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., sizes[0]]`` -> ``[..., sizes[-1]]``."""

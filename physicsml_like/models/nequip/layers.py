@@ -36,6 +36,11 @@ class RadialFilter(nn.Module):
         self.last = nn.Parameter(torch.randn(width, sum(self.splits)))
         self.scale = float(scale) / math.sqrt(width)
 
+    def reset_parameters(self) -> None:
+        self.hidden.reset_parameters()
+        with torch.no_grad():
+            self.last.normal_()
+
     def forward(self, radial: torch.Tensor, envelope: torch.Tensor) -> list[torch.Tensor]:
         """``radial [E, B]``, ``envelope [E]`` -> one ``[E, width]`` weight tensor per split."""
         h = self.hidden(radial) * envelope.unsqueeze(-1)
