@@ -1,8 +1,8 @@
 """Allegro (Musaelian et al. 2023, arXiv:2204.05249) on e3nn irreps.
 
 Features live on ordered pairs ``ij`` within the cutoff: a scalar latent ``x_ij`` (from the two
-elements and the distance) and equivariant tensors ``V_ij`` (``num_tensor_features`` channels of
-irreps up to ``l_max``). Each :class:`~.layers.AllegroLayer` couples ``V_ij`` with the
+elements and the distance) and equivariant tensors ``V_ij`` (``env_embed_multiplicity`` channels
+of irreps up to ``max_ell``). Each :class:`~.layers.AllegroLayer` couples ``V_ij`` with the
 environment of the centre ``i`` only (a weighted sum over its neighbours of their spherical
 harmonics) and feeds the invariant results into ``x_ij``: information never travels beyond the
 cutoff of ``i``, so the model is strictly local and its cost is linear in the number of pairs.
@@ -48,17 +48,17 @@ def _reachable(irreps_in: list[o3.Irrep], irreps_sh: list[o3.Irrep], ir_out: o3.
     return any(ir_out in ir1 * ir2 for ir1 in irreps_in for ir2 in irreps_sh)
 
 
-def layer_irreps(l_max: int, parity: bool, num_layers: int, final: list[o3.Irrep]) -> list[list[o3.Irrep]]:
+def layer_irreps(max_ell: int, parity: bool, num_layers: int, final: list[o3.Irrep]) -> list[list[o3.Irrep]]:
     """Irreps of the pair tensors after each layer (``num_layers`` lists): every irrep up to
-    ``l_max`` that the products can reach, pruned backwards to those that lead to ``final``.
+    ``max_ell`` that the products can reach, pruned backwards to those that lead to ``final``.
 
     Examples
     --------
     >>> [" ".join(map(str, irreps)) for irreps in layer_irreps(2, True, 2, [])]
     ['0e 1o 2e', '']
     """
-    sh = [ir for _, ir in spherical_harmonics_irreps(l_max, parity)]
-    candidates = sorted((o3.Irrep(ell, p) for ell in range(l_max + 1) for p in ((1, -1) if parity else (1,))), key=natural_order)
+    sh = [ir for _, ir in spherical_harmonics_irreps(max_ell, parity)]
+    candidates = sorted((o3.Irrep(ell, p) for ell in range(max_ell + 1) for p in ((1, -1) if parity else (1,))), key=natural_order)
     reachable, current = [], sh
     for _ in range(num_layers):
         current = [ir for ir in candidates if _reachable(current, sh, ir)]
@@ -87,28 +87,28 @@ class Allegro(AtomisticNetwork):
         super().__init__(spec)
         if spec.num_graph_attrs:
             raise ValueError("Allegro takes no structure-level inputs: leave datamodule.graph_attrs_cols unset")
-        channels = config.num_tensor_features
-        act = config.latent_activation
+        channels = config.env_embed_multiplicity
+        act = config.activation
         cutoff = config.datamodule.cut_off
         self.norm = math.sqrt(avg_num_neighbours)
-        self.irreps_sh = spherical_harmonics_irreps(config.l_max, config.parity)
+        self.irreps_sh = spherical_harmonics_irreps(config.max_ell, config.parity)
         self.spherical_harmonics = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
         cutoffs = config.per_layer_cutoffs or [cutoff] * (config.num_layers + 1)
         self.basis = BesselBasis(cutoffs[0], config.num_bessel, config.bessel_basis_trainable)
         self.envelopes = torch.nn.ModuleList(PolynomialCutoff(c, config.num_polynomial_cutoff) for c in cutoffs)
-        latent = config.two_body_latent_mlp[-1]
+        latent = config.two_body_latent_mlp_latent_dimensions[-1]
         two_body_in = 2 * spec.num_node_features + config.num_bessel + spec.num_edge_features
-        self.two_body = ScalarMLP([two_body_in, *config.two_body_latent_mlp], act, output_activation=True)
+        self.two_body = ScalarMLP([two_body_in, *config.two_body_latent_mlp_latent_dimensions], act, output_activation=True)
 
         vector = o3.Irrep(1, -1 if config.parity else 1)
-        outputs = layer_irreps(config.l_max, config.parity, config.num_layers, [vector] if spec.graph_vector_dim else [])
+        outputs = layer_irreps(config.max_ell, config.parity, config.num_layers, [vector] if spec.graph_vector_dim else [])
         ratios = config.latent_resnet_update_ratios or [0.5] * config.num_layers
         layers = []
         irreps_in = self.irreps_sh
         for index, irreps_out in enumerate(outputs):
             layer = AllegroLayer(
                 irreps_in, self.irreps_sh, o3.Irreps([(1, ir) for ir in irreps_out]) if irreps_out else None,
-                channels, latent, config.latent_mlp, config.env_embed_mlp, act,
+                channels, latent, config.latent_mlp_latent_dimensions, config.env_embed_mlp_latent_dimensions, act,
                 embeds_pairs=index == 0,
                 resnet=config.latent_resnet,
                 resnet_ratio=ratios[index],
@@ -119,14 +119,14 @@ class Allegro(AtomisticNetwork):
         self.layers = torch.nn.ModuleList(layers)
 
         def edge_head(width: int) -> ScalarMLP:
-            return ScalarMLP([latent, *config.edge_eng_mlp, width], act)
+            return ScalarMLP([latent, *config.mlp_latent_dimensions, width], act)
 
         self.energy_head = edge_head(spec.num_graph_scalars) if spec.num_graph_scalars else None
         self.node_scalar_head = edge_head(spec.num_node_scalars) if spec.num_node_scalars else None
         self.charge_head = edge_head(1) if spec.graph_vector_dim else None
         self.vector_weights = ScalarMLP([latent, channels], act) if spec.graph_vector_dim else None
         if spec.graph_vector_dim and vector not in outputs[-1]:
-            raise ValueError(f"Allegro with l_max={config.l_max} has no l=1 pair tensors for y_graph_vector")
+            raise ValueError(f"Allegro with max_ell={config.max_ell} has no l=1 pair tensors for y_graph_vector")
         self._vector_start = sum(ir.dim for ir in outputs[-1][: outputs[-1].index(vector)]) if spec.graph_vector_dim else 0
 
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:

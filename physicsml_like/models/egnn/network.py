@@ -137,8 +137,8 @@ class EGNN(AtomisticNetwork):
         self.pool_from = config.pool_from
         self.jitter = config.jitter
         self.embedding = nn.Linear(spec.num_node_features, c)
-        self.radial = BesselBasis(cutoff, config.num_rbf, config.trainable_rbf) if config.num_rbf else None
-        self.envelope = PolynomialCutoff(cutoff, config.envelope_p)
+        self.radial = BesselBasis(cutoff, config.num_rbf, config.bessel_basis_trainable) if config.num_rbf else None
+        self.envelope = PolynomialCutoff(cutoff, config.num_polynomial_cutoff)
         norm = avg_num_neighbours
         self.layers = nn.ModuleList(
             EGNNLayer(

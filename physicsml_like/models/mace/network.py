@@ -122,7 +122,7 @@ class MACE(AtomisticNetwork):
                     num_elements=spec.num_elements,
                     num_radial=config.num_bessel,
                     radial_hidden=config.radial_mlp,
-                    radial_activation=config.radial_activation,
+                    radial_activation=config.radial_mlp_activation,
                     avg_num_neighbours=self.avg_num_neighbours,
                     residual=residual,
                 )

@@ -47,13 +47,13 @@ class TensorNet(AtomisticNetwork):
         cutoff = config.datamodule.cut_off
         act = config.activation
         if config.radial_basis == "bessel":
-            self.radial: nn.Module = BesselBasis(cutoff, config.num_radial, config.trainable_rbf)
+            self.radial: nn.Module = BesselBasis(cutoff, config.num_radial, config.bessel_basis_trainable)
         else:
             self.radial = GaussianBasis(cutoff, config.num_radial)
-        self.envelope = PolynomialCutoff(cutoff, config.envelope_p)
+        self.envelope = PolynomialCutoff(cutoff, config.num_polynomial_cutoff)
         self.embedding = TensorEmbedding(spec.num_node_features, f, config.num_radial, act)
         self.layers = nn.ModuleList(
-            TensorInteraction(f, config.num_radial, act, config.equivariance) for _ in range(config.num_layers)
+            TensorInteraction(f, config.num_radial, act, config.equivariance) for _ in range(config.num_interaction_layers)
         )
         self.output_norm = nn.LayerNorm(3 * f)
         self.output_linear = nn.Linear(3 * f, f)
