@@ -74,6 +74,13 @@ class AtomicGraph:
     def num_nodes(self) -> int:
         return int(self.node_attrs.shape[0])
 
+    def unit_vectors(self) -> torch.Tensor:
+        """``[E, 3]`` edge directions; a zero-length (self-interaction) edge has no direction, so
+        its unit vector is zero."""
+        lengths = self.edge_lengths
+        safe = torch.where(lengths > 0, lengths, torch.ones_like(lengths))
+        return self.edge_vectors / safe.unsqueeze(-1) * (lengths > 0).unsqueeze(-1).to(lengths.dtype)
+
 
 @dataclass(frozen=True)
 class OutputSpec:
@@ -179,6 +186,11 @@ class AtomisticNetwork(nn.Module):
         """Values the optimiser updates (``requires_grad`` parameters), as families report them."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
+    def architecture(self) -> str:
+        """The family's shape in a few words (layers, widths, ...), the first part of the repr."""
+        return ""
+
     def extra_repr(self) -> str:
         heads = ", ".join(f"{k}={v}" for k, v in self.spec.requested().items())
-        return f"heads: {heads} | {self.num_trainable_weights} trainable weights"
+        parts = [self.architecture(), f"heads: {heads}", f"{self.num_trainable_weights} trainable weights"]
+        return " | ".join(part for part in parts if part)

@@ -172,9 +172,8 @@ class Allegro(AtomisticNetwork):
             out[OUT_ATOMIC_DIPOLES] = per_atom(pair_vectors)
         return out
 
-    def extra_repr(self) -> str:
-        cutoffs = [e.cutoff for e in self.envelopes]
-        return f"layers={len(self.layers)}, sh={self.irreps_sh}, cutoffs={cutoffs} | {self.num_trainable_weights} trainable weights"
+    def architecture(self) -> str:
+        return f"layers={len(self.layers)}, sh={self.irreps_sh}, cutoffs={[e.cutoff for e in self.envelopes]}"
 
 
 @model_builder

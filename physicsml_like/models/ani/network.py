@@ -143,8 +143,8 @@ class ANI(AtomisticNetwork):
             out[OUT_NODE_SCALARS] = outputs[:, k:]
         return out
 
-    def extra_repr(self) -> str:
-        return f"aev_length={self.aev.length}, elements={len(self.elements.networks)} | {self.num_trainable_weights} trainable weights"
+    def architecture(self) -> str:
+        return f"aev_length={self.aev.length}, elements={len(self.elements.networks)}"
 
 
 def _hidden_sizes(config: ANIModelConfig, num_slots: int) -> list[tuple[int, ...]]:

@@ -218,9 +218,9 @@ class EGNN(AtomisticNetwork):
             out[OUT_EDGE_VECTOR] = edge_vectors * self.edge_vector_head(messages)
         return out
 
-    def extra_repr(self) -> str:
+    def architecture(self) -> str:
         pooled = f", pooled head: {self.pool_type} of {self.pool_from}" if self.pooled_head is not None else ""
-        return f"layers={len(self.layers)}{pooled} | {self.num_trainable_weights} trainable weights"
+        return f"layers={len(self.layers)}{pooled}"
 
 
 @model_builder

@@ -20,7 +20,7 @@ from e3nn import o3
 from e3nn.math import normalize2mom
 from torch import nn
 
-from ...nn.equivariant import uniform_channels
+from ...nn.equivariant import redraw_normal, uniform_channels
 from ...nn.mlp import activation
 from .convolution import Edges, EdgeTensorProduct
 from .linear import ElementLinear, IrrepsLinear
@@ -56,9 +56,7 @@ class RadialMLP(nn.Module):
         ]
 
     def reset_parameters(self) -> None:
-        with torch.no_grad():
-            for weight in self.weights:
-                weight.normal_()
+        redraw_normal(self.weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.weights) - 1

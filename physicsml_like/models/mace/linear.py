@@ -19,7 +19,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from ...nn.equivariant import uniform_channels
+from ...nn.equivariant import redraw_normal, uniform_channels
 
 __all__ = ["ElementLinear", "IrrepsLinear"]
 
@@ -81,9 +81,7 @@ class _PerIrrepLinear(nn.Module):
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
     def reset_parameters(self) -> None:
-        with torch.no_grad():
-            for weight in self.weights:
-                weight.normal_()
+        redraw_normal(self.weights)
 
     @property
     def num_weights(self) -> int:

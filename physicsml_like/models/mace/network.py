@@ -201,10 +201,10 @@ class MACE(AtomisticNetwork):
             group["params"] = [p for p in group["params"] if p.requires_grad]
         return [group for group in groups if group["params"]]
 
-    def extra_repr(self) -> str:
+    def architecture(self) -> str:
         return (
             f"hidden={self.hidden_irreps}, layers={len(self.interactions)}, elements={self.num_elements}, "
-            f"avg_num_neighbours={self.avg_num_neighbours:.3g} | {self.num_trainable_weights} trainable weights"
+            f"avg_num_neighbours={self.avg_num_neighbours:.3g}"
         )
 
 

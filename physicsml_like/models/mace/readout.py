@@ -9,7 +9,7 @@ from e3nn import o3
 from e3nn.math import normalize2mom
 from torch import nn
 
-from ...nn.equivariant import uniform_channels
+from ...nn.equivariant import redraw_normal, uniform_channels
 from ...nn.mlp import activation
 
 __all__ = ["Readout"]
@@ -65,9 +65,7 @@ class Readout(nn.Module):
             self.vector_weight = nn.Parameter(torch.randn(c, self.num_vectors))
 
     def reset_parameters(self) -> None:
-        with torch.no_grad():
-            for weight in self.parameters():
-                weight.normal_()
+        redraw_normal(self.parameters())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         scalars = x[:, self._scalar_row] @ (self.scalar_in / math.sqrt(self.channels))

@@ -11,7 +11,7 @@ from e3nn import o3
 from e3nn.nn import Gate
 from torch import nn
 
-from ...nn.equivariant import CouplingPaths, ScalarMLP, to_channels, uniform_channels
+from ...nn.equivariant import CouplingPaths, ScalarMLP, redraw_normal, to_channels, uniform_channels
 from ...nn.mlp import activation
 from ...nn.scatter import scatter_sum
 
@@ -39,8 +39,7 @@ class RadialFilter(nn.Module):
 
     def reset_parameters(self) -> None:
         self.hidden.reset_parameters()
-        with torch.no_grad():
-            self.last.normal_()
+        redraw_normal([self.last])
 
     def forward(self, radial: torch.Tensor, envelope: torch.Tensor) -> list[torch.Tensor]:
         """``radial [E, B]``, ``envelope [E]`` -> one ``[E, width]`` weight tensor per split."""

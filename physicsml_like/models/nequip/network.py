@@ -150,8 +150,8 @@ class NequIP(AtomisticNetwork):
             out[OUT_CHARGES], out[OUT_ATOMIC_DIPOLES] = charge_and_dipole[:, :1], charge_and_dipole[:, 1:]
         return out
 
-    def extra_repr(self) -> str:
-        return f"layers={len(self.blocks)}, sh={self.irreps_sh}, final={self.irreps_final} | {self.num_trainable_weights} trainable weights"
+    def architecture(self) -> str:
+        return f"layers={len(self.blocks)}, sh={self.irreps_sh}, final={self.irreps_final}"
 
 
 def _readout(irreps_in: o3.Irreps, hidden: str, irreps_out: str) -> torch.nn.Sequential:

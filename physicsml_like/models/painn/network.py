@@ -80,9 +80,7 @@ class PaiNN(AtomisticNetwork):
     def features(self, graph: AtomicGraph) -> tuple[torch.Tensor, torch.Tensor]:
         """Scalar ``[N, F]`` and vector ``[N, 3, F]`` features after every interaction."""
         lengths = graph.edge_lengths
-        # zero-length (self-interaction) edges have no direction: their unit vector is zero
-        safe = torch.where(lengths > 0, lengths, torch.ones_like(lengths))
-        unit_vectors = graph.edge_vectors / safe.unsqueeze(-1) * (lengths > 0).unsqueeze(-1).to(lengths.dtype)
+        unit_vectors = graph.unit_vectors()
         envelope = self.envelope(lengths).unsqueeze(-1)
         radial = self.radial(lengths)
         s = self.embedding(graph.node_attrs)
@@ -129,11 +127,10 @@ class PaiNN(AtomisticNetwork):
             out[OUT_CHARGES], out[OUT_ATOMIC_DIPOLES] = self._gated(self.dipole_head, s, v)
         return out
 
-    def extra_repr(self) -> str:
+    def architecture(self) -> str:
         return (
             f"features={self.num_features}, interactions={self.num_interactions}, "
-            f"filter sets={len(self.filters)}, block sets={len(self.messages)} | "
-            f"{self.num_trainable_weights} trainable weights"
+            f"filter sets={len(self.filters)}, block sets={len(self.messages)}"
         )
 
 

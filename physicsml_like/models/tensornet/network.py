@@ -75,9 +75,7 @@ class TensorNet(AtomisticNetwork):
         ``OUT_PER_ATOM_GRAPH_SCALARS [N, k]`` and/or ``OUT_NODE_SCALARS [N, m]``.
         """
         lengths = graph.edge_lengths
-        # zero-length (self-interaction) edges have no direction: their unit vector is zero
-        safe = torch.where(lengths > 0, lengths, torch.ones_like(lengths))
-        unit_vectors = graph.edge_vectors / safe.unsqueeze(-1) * (lengths > 0).unsqueeze(-1).to(lengths.dtype)
+        unit_vectors = graph.unit_vectors()
         envelope = self.envelope(lengths)
         radial = self.radial(lengths) * envelope.unsqueeze(-1)
         x = self.embedding(graph.node_attrs, graph.edge_index, unit_vectors, radial, envelope)
@@ -92,11 +90,8 @@ class TensorNet(AtomisticNetwork):
             out[OUT_NODE_SCALARS] = self.node_scalar_head(h)
         return out
 
-    def extra_repr(self) -> str:
-        return (
-            f"features={self.embedding.num_features}, layers={len(self.layers)} | "
-            f"{self.num_trainable_weights} trainable weights"
-        )
+    def architecture(self) -> str:
+        return f"features={self.embedding.num_features}, layers={len(self.layers)}"
 
 
 @model_builder
