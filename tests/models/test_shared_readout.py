@@ -41,10 +41,10 @@ DIPOLE_CASES = ["egnn_molecule", "mace_molecule", "nequip_molecule", "painn_mole
 # family -> a small architecture that predicts a dipole
 DIPOLE_FAMILIES: dict[str, dict[str, Any]] = {
     "egnn": {"c_hidden": 8, "num_layers": 2, "num_rbf": 4},
-    "painn": {"num_features": 8, "num_interactions": 2},
+    "painn": {"num_features": 8, "num_layers": 2},
     "mace": {"hidden_irreps": "4x0e + 4x1o", "max_ell": 2, "correlation": 2, "num_interactions": 2, "radial_mlp": [8]},
     "nequip": {"num_features": 4, "num_layers": 2, "max_ell": 1, "radial_mlp": [8]},
-    "allegro": {"num_layers": 2, "two_body_latent_mlp": [8], "latent_mlp": [8], "edge_eng_mlp": [8]},
+    "allegro": {"num_layers": 2, "two_body_latent_mlp_latent_dimensions": [8], "latent_mlp_latent_dimensions": [8], "mlp_latent_dimensions": [8]},
 }
 
 
