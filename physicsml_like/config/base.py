@@ -4,15 +4,24 @@ Why a base: every section must reject unknown fields and, when something is wron
 error that names the field (as a dotted path), the bad value and, for a misspelt field, the
 closest valid name. pydantic's own message has the first two; the base adds the third and turns
 the message into a :class:`ConfigError` (a ``ValueError``) so callers need not import pydantic.
+
+A field that was renamed keeps loading under its old name: a section lists
+``renamed_fields = {"old": "new"}`` and the base maps the old name to the new one with a
+``DeprecationWarning`` naming both (so saved config files keep loading), and rejects a config
+that gives both names.
 """
 
 from __future__ import annotations
 
 import contextvars
 import difflib
-from typing import Any, Self
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = ["ConfigError", "StrictConfig", "deep_merge"]
 
@@ -56,7 +65,9 @@ def format_validation_error(model: type[BaseModel], err: ValidationError) -> str
         loc = tuple(item.get("loc", ()))
         where = _dotted(loc)
         value = item.get("input")
-        if item.get("type") == "extra_forbidden":
+        if item.get("type") == _RENAMED_TWICE:
+            msg = f"  {_dotted(loc + (item['ctx']['new'],))}: {item['msg']}"
+        elif item.get("type") == "extra_forbidden":
             msg = f"  {where}: unknown field (value {value!r})"
             close = difflib.get_close_matches(str(loc[-1]), _valid_fields(model, loc), n=1)
             if close:
@@ -68,6 +79,22 @@ def format_validation_error(model: type[BaseModel], err: ValidationError) -> str
             msg = f"  {where}: {item.get('msg')} (got {shown})"
         lines.append(msg)
     return "\n".join(lines)
+
+
+_RENAMED_TWICE = "renamed_field_given_twice"
+_PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
+def _caller_stacklevel() -> int:
+    """``stacklevel`` that points a warning at the first frame outside this package and pydantic
+    (the user's code that gave the old name), counted from the caller of this function."""
+    import pydantic
+
+    internal = (_PACKAGE, str(Path(pydantic.__file__).resolve().parent))
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_code.co_filename.startswith(internal):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 # pydantic calls a custom __init__ for nested models too; only the outermost call converts
@@ -85,6 +112,10 @@ class StrictConfig(BaseModel):
         protected_namespaces=(),
     )
 
+    renamed_fields: ClassVar[dict[str, str]] = {}
+    """Old field name -> new field name, for fields that were renamed (see the module docstring).
+    A subclass lists its own renames; those of its bases apply as well."""
+
     def __init__(self, /, **data: Any) -> None:
         depth = _depth.get()
         token = _depth.set(depth + 1)
@@ -98,6 +129,51 @@ class StrictConfig(BaseModel):
             _depth.reset(token)
 
     @classmethod
+    def all_renamed_fields(cls) -> dict[str, str]:
+        """Old name -> new name of this section and its bases."""
+        renames: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            renames.update(vars(klass).get("renamed_fields", {}))
+        return renames
+
+    @classmethod
+    def with_new_names(cls, data: dict[str, Any], *, nested: bool = False) -> dict[str, Any]:
+        """``data`` with every old field name replaced by its new one (a ``DeprecationWarning``
+        names each), in the nested sections too with ``nested``; an error when both names are
+        given. (Validation renames each section by itself, so that an error has its full path.)"""
+        renames = cls.all_renamed_fields()
+        out = dict(data)
+        for old, new in renames.items():
+            if old not in out:
+                continue
+            if new in out:
+                raise PydanticCustomError(
+                    _RENAMED_TWICE,
+                    "given under its new name and under its old name '{old}'; keep only '{new}'",
+                    {"old": old, "new": new},
+                )
+            warnings.warn(
+                f"{cls.__name__}: the field {old!r} is now called {new!r}; the old name still loads "
+                f"but will be removed, so write {new!r}",
+                DeprecationWarning,
+                stacklevel=_caller_stacklevel(),
+            )
+            out[new] = out.pop(old)
+        for key, value in out.items() if nested else ():
+            field = cls.model_fields.get(key)
+            section = field.annotation if field is not None else None
+            if isinstance(value, dict) and isinstance(section, type) and issubclass(section, StrictConfig):
+                out[key] = section.with_new_names(value, nested=True)
+        return out
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_old_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and cls.all_renamed_fields():
+            return cls.with_new_names(data)
+        return data
+
+    @classmethod
     def from_any(cls, value: Self | dict[str, Any] | None) -> Self:
         """Accept an instance, a plain dict or ``None`` (defaults)."""
         if value is None:
@@ -108,11 +184,19 @@ class StrictConfig(BaseModel):
             return cls(**value)
         raise ConfigError(f"{cls.__name__} expects a dict or {cls.__name__}, got {type(value).__name__}")
 
+    def _overrides_with_new_names(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Overrides that may use old field names, in the new names: merged into a dump (which
+        has the new names) they would otherwise give a field twice."""
+        try:
+            return self.with_new_names(overrides, nested=True)
+        except PydanticCustomError as err:
+            raise ConfigError(f"invalid {type(self).__name__}:\n  {(err.context or {})['new']}: {err.message()}") from None
+
     def updated(self, overrides: dict[str, Any] | None) -> Self:
         """A validated copy with ``overrides`` merged in (nested dicts merge recursively)."""
         if not overrides:
             return self.model_copy(deep=True)
-        merged = deep_merge(self.model_dump(), overrides)
+        merged = deep_merge(self.model_dump(), self._overrides_with_new_names(overrides))
         return type(self)(**merged)
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "CouplingPaths",
     "ScalarMLP",
     "natural_order",
+    "redraw_normal",
     "spherical_harmonics_irreps",
     "to_channels",
     "uniform_channels",
@@ -44,6 +45,14 @@ def spherical_harmonics_irreps(lmax: int, parity: bool) -> o3.Irreps:
 def natural_order(ir: o3.Irrep) -> tuple[int, int]:
     """Sort key putting the parity of a vector's spherical harmonics first: 0e, 0o, 1o, 1e, 2e, 2o."""
     return ir.l, 0 if ir.p == (-1) ** ir.l else 1
+
+
+def redraw_normal(weights: Iterable[torch.Tensor]) -> None:
+    """Draw ``weights`` again from ``N(0, 1)``, the start of every weight under e3nn's convention
+    (the ``1 / sqrt(fan_in)`` is applied in the forward pass)."""
+    with torch.no_grad():
+        for weight in weights:
+            weight.normal_()
 
 
 def uniform_channels(irreps: o3.Irreps, what: str) -> int:
@@ -167,6 +176,9 @@ class ChannelMixing(nn.Module):
         for k, (_, count) in enumerate(self.irreps):
             self.register_parameter(f"weight_{k}", nn.Parameter(torch.randn(count * channels_in, channels_out)))
 
+    def reset_parameters(self) -> None:
+        redraw_normal(self.parameters())
+
     def forward(self, blocks: Sequence[torch.Tensor]) -> torch.Tensor:
         """``blocks``: ``[E, channels_in, paths * (2l + 1)]`` per irrep -> ``[E, channels_out, D_out]``."""
         outs = []
@@ -209,6 +221,9 @@ class ScalarMLP(nn.Module):
         self.output_activation = output_activation
         self.weights = nn.ParameterList(nn.Parameter(torch.randn(a, b)) for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
         self.activation = normalize2mom(activation(activation_name))
+
+    def reset_parameters(self) -> None:
+        redraw_normal(self.weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., sizes[0]]`` -> ``[..., sizes[-1]]``."""

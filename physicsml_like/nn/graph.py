@@ -28,6 +28,8 @@ __all__ = [
     "AtomicGraph",
     "AtomisticNetwork",
     "OutputSpec",
+    "neighbour_normalisation",
+    "reset_submodules",
 ]
 
 # what a network may return (dimensionless, before the training module's scale and shift)
@@ -72,6 +74,13 @@ class AtomicGraph:
     def num_nodes(self) -> int:
         return int(self.node_attrs.shape[0])
 
+    def unit_vectors(self) -> torch.Tensor:
+        """``[E, 3]`` edge directions; a zero-length (self-interaction) edge has no direction, so
+        its unit vector is zero."""
+        lengths = self.edge_lengths
+        safe = torch.where(lengths > 0, lengths, torch.ones_like(lengths))
+        return self.edge_vectors / safe.unsqueeze(-1) * (lengths > 0).unsqueeze(-1).to(lengths.dtype)
+
 
 @dataclass(frozen=True)
 class OutputSpec:
@@ -105,12 +114,46 @@ class OutputSpec:
         return {k: v for k, v in wanted.items() if v}
 
 
+def neighbour_normalisation(given: float | None, measured: float) -> float:
+    """The mean neighbour count that a family divides its neighbour sums by (or by its root).
+
+    ``given`` is the config's ``avg_num_neighbours`` (``None``: not set), ``measured`` the
+    training data's mean number of edges per atom. Never below 1, so that the sums of a sparse
+    structure (a dimer, a data set without edges) are not scaled up.
+
+    Examples
+    --------
+    >>> neighbour_normalisation(None, 7.85), neighbour_normalisation(12.0, 7.85), neighbour_normalisation(None, 0.0)
+    (7.85, 12.0, 1.0)
+    """
+    return max(float(measured if given is None else given), 1.0)
+
+
+def reset_submodules(module: nn.Module) -> None:
+    """Draw every weight below ``module`` again from its initial distribution.
+
+    A child with its own ``reset_parameters`` owns its subtree (it is reset once, as it
+    chooses); the children of any other child are visited in turn. Parameters of a module
+    without ``reset_parameters`` (e3nn's layers, for example) keep their values.
+    """
+    for child in module.children():
+        reset = getattr(child, "reset_parameters", None)
+        if callable(reset):
+            reset()
+        else:
+            reset_submodules(child)
+
+
 class AtomisticNetwork(nn.Module):
     """Base of every family's network: declares its outputs and checks a spec against them.
 
     ``supported_outputs`` lists the ``OUT_*`` fields the family can produce; graph scalars may
     come as per-atom contributions (``OUT_PER_ATOM_GRAPH_SCALARS``) or pooled
-    (``OUT_GRAPH_SCALARS``), both satisfying a graph-scalar request.
+    (``OUT_GRAPH_SCALARS``), both satisfying a graph-scalar request. A graph-vector request
+    (a dipole) is met by ``OUT_CHARGES`` and ``OUT_ATOMIC_DIPOLES``, which the training module
+    turns into the dipole, or by ``OUT_GRAPH_VECTOR`` directly. Graph scalars are pooled as
+    ``config.pool_type`` says by whoever pools them (the training module, or the network for a
+    head over pooled features).
     """
 
     supported_outputs: ClassVar[frozenset[str]] = frozenset({OUT_GRAPH_SCALARS})
@@ -128,11 +171,26 @@ class AtomisticNetwork(nn.Module):
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def reset_parameters(self) -> None:
+        """Draw every weight again from its initial distribution (see :func:`reset_submodules`),
+        then give the heads the start they were built with (:meth:`_initialise_heads`)."""
+        reset_submodules(self)
+        self._initialise_heads()
+
+    def _initialise_heads(self) -> None:
+        """Hook for heads that start from particular values (EGNN's energy head starts at zero);
+        a network that has such heads calls it at the end of its constructor too."""
+
     @property
     def num_trainable_weights(self) -> int:
         """Values the optimiser updates (``requires_grad`` parameters), as families report them."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
+    def architecture(self) -> str:
+        """The family's shape in a few words (layers, widths, ...), the first part of the repr."""
+        return ""
+
     def extra_repr(self) -> str:
         heads = ", ".join(f"{k}={v}" for k, v in self.spec.requested().items())
-        return f"heads: {heads} | {self.num_trainable_weights} trainable weights"
+        parts = [self.architecture(), f"heads: {heads}", f"{self.num_trainable_weights} trainable weights"]
+        return " | ".join(part for part in parts if part)

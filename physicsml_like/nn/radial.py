@@ -59,12 +59,20 @@ class BesselBasis(nn.Module):
         super().__init__()
         self.cutoff = float(cutoff)
         self.num_basis = int(num_basis)
-        frequencies = math.pi / self.cutoff * torch.arange(1, num_basis + 1, dtype=torch.get_default_dtype())
+        frequencies = self._initial_frequencies(torch.get_default_dtype())
         if trainable:
             self.frequencies = nn.Parameter(frequencies)
         else:
             self.register_buffer("frequencies", frequencies)
         self.prefactor = math.sqrt(2.0 / self.cutoff)
+
+    def _initial_frequencies(self, dtype: torch.dtype) -> torch.Tensor:
+        return math.pi / self.cutoff * torch.arange(1, self.num_basis + 1, dtype=dtype)
+
+    def reset_parameters(self) -> None:
+        """Trainable frequencies back to ``n pi / r_c``."""
+        with torch.no_grad():
+            self.frequencies.copy_(self._initial_frequencies(self.frequencies.dtype))
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         """``r``: ``[E]`` -> ``[E, num_basis]``."""

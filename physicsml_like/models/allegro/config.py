@@ -1,7 +1,9 @@
-"""Allegro hyperparameters (the names of the Allegro and physicsml configs, with defaults sized
-for CPU training)."""
+"""Allegro hyperparameters (the names of physicsml's Allegro config, with defaults sized for CPU
+training)."""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from pydantic import Field, model_validator
 
@@ -22,28 +24,41 @@ class AllegroModelConfig(ModelConfig):
     latent ``[1024, 1024, 1024]``) so that training is practical on a CPU; set them for a GPU.
     """
 
+    renamed_fields: ClassVar[dict[str, str]] = {
+        "l_max": "max_ell",
+        "num_tensor_features": "env_embed_multiplicity",
+        "two_body_latent_mlp": "two_body_latent_mlp_latent_dimensions",
+        "latent_mlp": "latent_mlp_latent_dimensions",
+        "env_embed_mlp": "env_embed_mlp_latent_dimensions",
+        "edge_eng_mlp": "mlp_latent_dimensions",
+        "latent_activation": "activation",
+    }
+
     num_layers: int = Field(2, gt=0)
     """Tensor-product layers."""
-    l_max: int = Field(2, ge=1)
-    """Highest rotation order of the spherical harmonics and of the pair tensors."""
+    max_ell: int = Field(2, ge=1)
+    """Highest rotation order of the spherical harmonics and of the pair tensors (formerly
+    ``l_max``)."""
     parity: bool = True
     """Carry both parities of each ``l`` (E(3)); ``False`` keeps even irreps only (SE(3))."""
-    num_tensor_features: int = Field(32, gt=0)
-    """Channels of every irrep of the pair tensors and environment embeddings (Allegro's
-    ``env_embed_multiplicity``)."""
-    two_body_latent_mlp: list[int] = Field(default_factory=lambda: [128, 256], min_length=1)
+    env_embed_multiplicity: int = Field(32, gt=0)
+    """Channels of every irrep of the pair tensors and environment embeddings (formerly
+    ``num_tensor_features``)."""
+    two_body_latent_mlp_latent_dimensions: list[int] = Field(default_factory=lambda: [128, 256], min_length=1)
     """Layer widths of the MLP from the two elements and the radial basis to the first latent;
-    the last width is the latent size."""
-    latent_mlp: list[int] = Field(default_factory=lambda: [256], min_length=1)
+    the last width is the latent size (formerly ``two_body_latent_mlp``)."""
+    latent_mlp_latent_dimensions: list[int] = Field(default_factory=lambda: [256], min_length=1)
     """Layer widths of the MLP that updates the latent after each tensor product (the last must
-    equal the latent size)."""
-    env_embed_mlp: list[int] = Field(default_factory=list)
-    """Hidden widths of the MLP from the latent to the environment weights (linear when empty)."""
-    edge_eng_mlp: list[int] = Field(default_factory=lambda: [128])
-    """Hidden widths of the MLP from the final latent to each pair's energy (and to the pair
-    scalars of other outputs)."""
-    latent_activation: str = "SiLU"
-    """Activation of every MLP."""
+    equal the latent size; formerly ``latent_mlp``)."""
+    env_embed_mlp_latent_dimensions: list[int] = Field(default_factory=list)
+    """Hidden widths of the MLP from the latent to the environment weights (linear when empty;
+    formerly ``env_embed_mlp``)."""
+    mlp_latent_dimensions: list[int] = Field(default_factory=lambda: [128])
+    """Hidden widths of the readout MLP from the final latent to each pair's energy (and to the
+    pair scalars of other outputs; formerly ``edge_eng_mlp``)."""
+    activation: str = "SiLU"
+    """Activation of every MLP (the name PaiNN, TensorNet and ANI give it; formerly
+    ``latent_activation``)."""
     latent_resnet: bool = True
     """Residual latent updates ``(x + c * f(x)) / sqrt(1 + c^2)``."""
     latent_resnet_update_ratios: list[float] | None = None
@@ -65,10 +80,12 @@ class AllegroModelConfig(ModelConfig):
     (its envelope vanishes smoothly there); the last one bounds the pair energies."""
     @model_validator(mode="after")
     def _consistent_sizes(self) -> AllegroModelConfig:
-        if self.latent_mlp[-1] != self.two_body_latent_mlp[-1]:
+        latent = self.two_body_latent_mlp_latent_dimensions[-1]
+        if self.latent_mlp_latent_dimensions[-1] != latent:
             raise ValueError(
-                f"latent_mlp must end with the latent size two_body_latent_mlp[-1]={self.two_body_latent_mlp[-1]}, "
-                f"got latent_mlp={self.latent_mlp}"
+                "latent_mlp_latent_dimensions must end with the latent size "
+                f"two_body_latent_mlp_latent_dimensions[-1]={latent}, "
+                f"got latent_mlp_latent_dimensions={self.latent_mlp_latent_dimensions}"
             )
         if self.per_layer_cutoffs is not None:
             cutoffs = self.per_layer_cutoffs

@@ -1,7 +1,7 @@
 """Allegro's layers: weighted spherical harmonics, the pair tensor product, one Allegro layer.
 
 Pair tensors are channel-major ``[E, U, D]`` (see :mod:`physicsml_like.nn.equivariant`): ``U``
-channels (``num_tensor_features``) of the irreps concatenated along ``D``.
+channels (``env_embed_multiplicity``) of the irreps concatenated along ``D``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ class AllegroModel(PhysicsMLModel):
     --------
     >>> from physicsml_like.models import AllegroModel
     >>> model = AllegroModel(datamodule={"y_graph_scalars": ["energy"], "y_node_vector": "forces"},
-    ...                      compute_forces=True, num_tensor_features=8, per_layer_cutoffs=[5.0, 4.5, 4.0])
+    ...                      compute_forces=True, env_embed_multiplicity=8, per_layer_cutoffs=[5.0, 4.5, 4.0])
     >>> model.config.per_layer_cutoffs
     [5.0, 4.5, 4.0]
     """

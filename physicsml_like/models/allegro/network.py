@@ -1,15 +1,16 @@
 """Allegro (Musaelian et al. 2023, arXiv:2204.05249) on e3nn irreps.
 
 Features live on ordered pairs ``ij`` within the cutoff: a scalar latent ``x_ij`` (from the two
-elements and the distance) and equivariant tensors ``V_ij`` (``num_tensor_features`` channels of
-irreps up to ``l_max``). Each :class:`~.layers.AllegroLayer` couples ``V_ij`` with the
+elements and the distance) and equivariant tensors ``V_ij`` (``env_embed_multiplicity`` channels
+of irreps up to ``max_ell``). Each :class:`~.layers.AllegroLayer` couples ``V_ij`` with the
 environment of the centre ``i`` only (a weighted sum over its neighbours of their spherical
 harmonics) and feeds the invariant results into ``x_ij``: information never travels beyond the
 cutoff of ``i``, so the model is strictly local and its cost is linear in the number of pairs.
 
 Outputs are sums of per-pair quantities assigned to the centre atom: per-pair energies (their sum
-is the energy), per-pair scalars for node scalars such as charges, and per-pair ``l = 1`` vectors
-from the last layer's tensors for a dipole. Only the irreps that reach an output are computed:
+is the energy), per-pair scalars for node scalars such as charges, and for a dipole per-pair
+charges and ``l = 1`` vectors from the last layer's tensors (the parts the training module
+turns into the dipole). Only the irreps that reach an output are computed:
 the last layer keeps scalars (and ``l = 1`` for a dipole) and earlier layers what leads there.
 """
 
@@ -24,6 +25,8 @@ from ...data.statistics import DatasetStatistics
 from ...nn.builder import model_builder
 from ...nn.equivariant import ScalarMLP, natural_order, spherical_harmonics_irreps
 from ...nn.graph import (
+    OUT_ATOMIC_DIPOLES,
+    OUT_CHARGES,
     OUT_GRAPH_SCALARS,
     OUT_GRAPH_VECTOR,
     OUT_NODE_SCALARS,
@@ -31,9 +34,10 @@ from ...nn.graph import (
     AtomicGraph,
     AtomisticNetwork,
     OutputSpec,
+    neighbour_normalisation,
 )
 from ...nn.radial import BesselBasis, PolynomialCutoff
-from ...nn.scatter import scatter_mean, scatter_sum
+from ...nn.scatter import scatter_sum
 from .config import AllegroModelConfig
 from .layers import AllegroLayer
 
@@ -44,17 +48,17 @@ def _reachable(irreps_in: list[o3.Irrep], irreps_sh: list[o3.Irrep], ir_out: o3.
     return any(ir_out in ir1 * ir2 for ir1 in irreps_in for ir2 in irreps_sh)
 
 
-def layer_irreps(l_max: int, parity: bool, num_layers: int, final: list[o3.Irrep]) -> list[list[o3.Irrep]]:
+def layer_irreps(max_ell: int, parity: bool, num_layers: int, final: list[o3.Irrep]) -> list[list[o3.Irrep]]:
     """Irreps of the pair tensors after each layer (``num_layers`` lists): every irrep up to
-    ``l_max`` that the products can reach, pruned backwards to those that lead to ``final``.
+    ``max_ell`` that the products can reach, pruned backwards to those that lead to ``final``.
 
     Examples
     --------
     >>> [" ".join(map(str, irreps)) for irreps in layer_irreps(2, True, 2, [])]
     ['0e 1o 2e', '']
     """
-    sh = [ir for _, ir in spherical_harmonics_irreps(l_max, parity)]
-    candidates = sorted((o3.Irrep(ell, p) for ell in range(l_max + 1) for p in ((1, -1) if parity else (1,))), key=natural_order)
+    sh = [ir for _, ir in spherical_harmonics_irreps(max_ell, parity)]
+    candidates = sorted((o3.Irrep(ell, p) for ell in range(max_ell + 1) for p in ((1, -1) if parity else (1,))), key=natural_order)
     reachable, current = [], sh
     for _ in range(num_layers):
         current = [ir for ir in candidates if _reachable(current, sh, ir)]
@@ -83,29 +87,28 @@ class Allegro(AtomisticNetwork):
         super().__init__(spec)
         if spec.num_graph_attrs:
             raise ValueError("Allegro takes no structure-level inputs: leave datamodule.graph_attrs_cols unset")
-        channels = config.num_tensor_features
-        act = config.latent_activation
+        channels = config.env_embed_multiplicity
+        act = config.activation
         cutoff = config.datamodule.cut_off
-        self.graph_scalar_pooling = config.pool_type
-        self.norm = math.sqrt(max(avg_num_neighbours, 1.0))
-        self.irreps_sh = spherical_harmonics_irreps(config.l_max, config.parity)
+        self.norm = math.sqrt(avg_num_neighbours)
+        self.irreps_sh = spherical_harmonics_irreps(config.max_ell, config.parity)
         self.spherical_harmonics = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
         cutoffs = config.per_layer_cutoffs or [cutoff] * (config.num_layers + 1)
         self.basis = BesselBasis(cutoffs[0], config.num_bessel, config.bessel_basis_trainable)
         self.envelopes = torch.nn.ModuleList(PolynomialCutoff(c, config.num_polynomial_cutoff) for c in cutoffs)
-        latent = config.two_body_latent_mlp[-1]
+        latent = config.two_body_latent_mlp_latent_dimensions[-1]
         two_body_in = 2 * spec.num_node_features + config.num_bessel + spec.num_edge_features
-        self.two_body = ScalarMLP([two_body_in, *config.two_body_latent_mlp], act, output_activation=True)
+        self.two_body = ScalarMLP([two_body_in, *config.two_body_latent_mlp_latent_dimensions], act, output_activation=True)
 
         vector = o3.Irrep(1, -1 if config.parity else 1)
-        outputs = layer_irreps(config.l_max, config.parity, config.num_layers, [vector] if spec.graph_vector_dim else [])
+        outputs = layer_irreps(config.max_ell, config.parity, config.num_layers, [vector] if spec.graph_vector_dim else [])
         ratios = config.latent_resnet_update_ratios or [0.5] * config.num_layers
         layers = []
         irreps_in = self.irreps_sh
         for index, irreps_out in enumerate(outputs):
             layer = AllegroLayer(
                 irreps_in, self.irreps_sh, o3.Irreps([(1, ir) for ir in irreps_out]) if irreps_out else None,
-                channels, latent, config.latent_mlp, config.env_embed_mlp, act,
+                channels, latent, config.latent_mlp_latent_dimensions, config.env_embed_mlp_latent_dimensions, act,
                 embeds_pairs=index == 0,
                 resnet=config.latent_resnet,
                 resnet_ratio=ratios[index],
@@ -116,14 +119,14 @@ class Allegro(AtomisticNetwork):
         self.layers = torch.nn.ModuleList(layers)
 
         def edge_head(width: int) -> ScalarMLP:
-            return ScalarMLP([latent, *config.edge_eng_mlp, width], act)
+            return ScalarMLP([latent, *config.mlp_latent_dimensions, width], act)
 
         self.energy_head = edge_head(spec.num_graph_scalars) if spec.num_graph_scalars else None
         self.node_scalar_head = edge_head(spec.num_node_scalars) if spec.num_node_scalars else None
         self.charge_head = edge_head(1) if spec.graph_vector_dim else None
         self.vector_weights = ScalarMLP([latent, channels], act) if spec.graph_vector_dim else None
         if spec.graph_vector_dim and vector not in outputs[-1]:
-            raise ValueError(f"Allegro with l_max={config.l_max} has no l=1 pair tensors for y_graph_vector")
+            raise ValueError(f"Allegro with max_ell={config.max_ell} has no l=1 pair tensors for y_graph_vector")
         self._vector_start = sum(ir.dim for ir in outputs[-1][: outputs[-1].index(vector)]) if spec.graph_vector_dim else 0
 
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
@@ -136,8 +139,8 @@ class Allegro(AtomisticNetwork):
 
         Returns
         -------
-        ``per_atom_graph_scalars [N, k]``, ``node_scalars [N, k]``, ``graph_vector [B, 3]``
-        (those the spec asks for).
+        ``per_atom_graph_scalars [N, k]``, ``node_scalars [N, k]``, and for a dipole
+        ``charges [N, 1]`` and ``atomic_dipoles [N, 3]`` (those the spec asks for).
         """
         centre, neighbour = graph.edge_index
         num_nodes = graph.num_nodes
@@ -163,21 +166,17 @@ class Allegro(AtomisticNetwork):
         if self.node_scalar_head is not None:
             out[OUT_NODE_SCALARS] = per_atom(self.node_scalar_head(latents))
         if self.charge_head is not None and self.vector_weights is not None and tensors is not None:
-            charges = per_atom(self.charge_head(latents))
             vectors = tensors[:, :, self._vector_start : self._vector_start + 3]  # [E, U, 3]
             pair_vectors = (self.vector_weights(latents).unsqueeze(-1) * vectors).sum(1) / math.sqrt(vectors.shape[1])
-            centroid = scatter_mean(graph.positions, graph.batch, graph.num_graphs)[graph.batch]
-            atomic = charges * (graph.positions - centroid) + per_atom(pair_vectors)
-            out[OUT_GRAPH_VECTOR] = scatter_sum(atomic, graph.batch, graph.num_graphs)
+            out[OUT_CHARGES] = per_atom(self.charge_head(latents))
+            out[OUT_ATOMIC_DIPOLES] = per_atom(pair_vectors)
         return out
 
-    def extra_repr(self) -> str:
-        cutoffs = [e.cutoff for e in self.envelopes]
-        return f"layers={len(self.layers)}, sh={self.irreps_sh}, cutoffs={cutoffs} | {self.num_trainable_weights} trainable weights"
+    def architecture(self) -> str:
+        return f"layers={len(self.layers)}, sh={self.irreps_sh}, cutoffs={[e.cutoff for e in self.envelopes]}"
 
 
 @model_builder
 def build_allegro(config: AllegroModelConfig, spec: OutputSpec, statistics: DatasetStatistics) -> Allegro:
     """The Allegro network for a config and output spec (seeded, in ``config.model_dtype``)."""
-    avg = config.avg_num_neighbours if config.avg_num_neighbours is not None else statistics.avg_num_neighbours
-    return Allegro(config, spec, avg)
+    return Allegro(config, spec, neighbour_normalisation(config.avg_num_neighbours, statistics.avg_num_neighbours))

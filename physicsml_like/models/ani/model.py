@@ -18,7 +18,7 @@ class ANIModel(PhysicsMLModel):
     --------
     >>> from physicsml_like import ANIModel
     >>> model = ANIModel(datamodule={"y_graph_scalars": ["energy"], "y_node_vector": "forces"},
-    ...                  compute_forces=True, preset="ani2")
+    ...                  compute_forces=True, which_ani="ani2")
     >>> model.config.datamodule.cut_off, model.config.datamodule.elements
     (5.1, ['H', 'C', 'N', 'O', 'S', 'F', 'Cl'])
     """

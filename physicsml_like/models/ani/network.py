@@ -98,7 +98,7 @@ class ANI(AtomisticNetwork):
 
     Parameters
     ----------
-    config: the ANI config (preset resolved into ``datamodule.elements`` and ``cut_off``).
+    config: the ANI config (its preset, ``which_ani``, resolved into ``datamodule.elements`` and ``cut_off``).
     spec: the heads wanted; only graph scalars (as per-atom contributions) and node scalars.
     """
 
@@ -110,10 +110,9 @@ class ANI(AtomisticNetwork):
             raise ValueError("ANI describes atoms by element only: leave datamodule.atom_features unset")
         if spec.num_edge_features or spec.num_graph_attrs:
             raise ValueError("ANI uses neither bond features nor graph attributes: unset datamodule.bond_features / graph_attrs_cols")
-        preset = PRESETS[config.preset] if config.preset is not None else None
+        preset = PRESETS[config.which_ani] if config.which_ani is not None else None
         aev = preset.aev if preset is not None else (config.aev or AEVConfig())
         self.aev = AtomicEnvironmentVector(config.datamodule.cut_off, aev, spec.num_elements)
-        self.graph_scalar_pooling = config.pool_type
         self.num_graph_scalars = spec.num_graph_scalars
         self.elements = ElementNetworks(
             self.aev.length,
@@ -122,9 +121,6 @@ class ANI(AtomisticNetwork):
             config.activation,
             config.celu_alpha,
         )
-
-    def reset_parameters(self) -> None:
-        self.elements.reset_parameters()
 
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
         """Per-atom outputs.
@@ -147,8 +143,8 @@ class ANI(AtomisticNetwork):
             out[OUT_NODE_SCALARS] = outputs[:, k:]
         return out
 
-    def extra_repr(self) -> str:
-        return f"aev_length={self.aev.length}, pooling={self.graph_scalar_pooling} | {self.num_trainable_weights} trainable weights"
+    def architecture(self) -> str:
+        return f"aev_length={self.aev.length}, elements={len(self.elements.networks)}"
 
 
 def _hidden_sizes(config: ANIModelConfig, num_slots: int) -> list[tuple[int, ...]]:
@@ -162,8 +158,8 @@ def _hidden_sizes(config: ANIModelConfig, num_slots: int) -> list[tuple[int, ...
 
         elements = [chemical_symbols[e] if isinstance(e, int) else e for e in config.datamodule.elements or []]
         return [tuple(sizes[element]) for element in elements]
-    if config.preset is not None:
-        preset = PRESETS[config.preset]
+    if config.which_ani is not None:
+        preset = PRESETS[config.which_ani]
         return [preset.hidden_sizes[element] for element in preset.elements]
     return [_DEFAULT_HIDDEN] * num_slots
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -16,7 +16,14 @@ class EGNNModelConfig(ModelConfig):
 
     Every message is multiplied by a polynomial envelope of the distance that vanishes smoothly
     at ``datamodule.cut_off``, so energies are continuous at the cutoff and forces learnable.
+
+    Names are physicsml's; the options it lacks carry the names the other families give them.
     """
+
+    renamed_fields: ClassVar[dict[str, str]] = {
+        "trainable_rbf": "bessel_basis_trainable",
+        "envelope_p": "num_polynomial_cutoff",
+    }
 
     c_hidden: int = Field(128, gt=0)
     """Width of node features and messages."""
@@ -28,10 +35,11 @@ class EGNNModelConfig(ModelConfig):
     """Linear layers in the output heads."""
     num_rbf: int = Field(8, ge=0)
     """Bessel radial basis functions of the distance (0: squared distance only)."""
-    trainable_rbf: bool = False
-    """Learn the Bessel frequencies."""
-    envelope_p: int = Field(6, ge=2)
-    """Exponent of the polynomial cutoff envelope (smoothness at the cutoff)."""
+    bessel_basis_trainable: bool = False
+    """Learn the Bessel frequencies (formerly ``trainable_rbf``)."""
+    num_polynomial_cutoff: int = Field(6, ge=2)
+    """Exponent ``p`` of the polynomial cutoff envelope (smoothness at the cutoff; formerly
+    ``envelope_p``)."""
     attention: bool = False
     """Gate each message with a learned weight in (0, 1) (Satorras et al.'s edge inference)."""
     modify_coords: bool = False

@@ -16,6 +16,8 @@ from torch import nn
 from ...data.statistics import DatasetStatistics
 from ...nn.builder import model_builder
 from ...nn.graph import (
+    OUT_ATOMIC_DIPOLES,
+    OUT_CHARGES,
     OUT_EDGE_SCALARS,
     OUT_EDGE_VECTOR,
     OUT_GRAPH_SCALARS,
@@ -26,10 +28,13 @@ from ...nn.graph import (
     AtomicGraph,
     AtomisticNetwork,
     OutputSpec,
+    neighbour_normalisation,
+    reset_submodules,
 )
 from ...nn.mlp import MLP, activation
 from ...nn.radial import BesselBasis, PolynomialCutoff
-from ...nn.scatter import scatter_mean, scatter_sum
+from ...nn.readout import pool
+from ...nn.scatter import scatter_sum
 from .config import EGNNModelConfig
 
 __all__ = ["EGNN", "EGNNLayer", "build_egnn"]
@@ -65,11 +70,17 @@ class EGNNLayer(nn.Module):
         self.phi_e = MLP([edge_in] + [c_hidden] * num_layers_phi, act, dropout, output_activation=output_act or act)
         self.phi_h = MLP([2 * c_hidden] + [c_hidden] * num_layers_phi, act, dropout, output_activation=output_act)
         self.phi_att = nn.Sequential(nn.Linear(c_hidden, 1), nn.Sigmoid()) if attention else None
-        self.phi_x = None
-        if modify_coords:
-            self.phi_x = MLP([c_hidden, c_hidden, 1], act)
-            # start near the identity: small coordinate updates
+        self.phi_x = MLP([c_hidden, c_hidden, 1], act) if modify_coords else None
+        self._small_coordinate_updates()
+
+    def _small_coordinate_updates(self) -> None:
+        """Start near the identity: small coordinate updates."""
+        if self.phi_x is not None:
             nn.init.xavier_uniform_(cast(nn.Linear, self.phi_x[-1]).weight, gain=1e-3)
+
+    def reset_parameters(self) -> None:
+        reset_submodules(self)
+        self._small_coordinate_updates()
 
     def forward(
         self,
@@ -122,13 +133,13 @@ class EGNN(AtomisticNetwork):
         c = config.c_hidden
         act = config.mlp_activation
         cutoff = config.datamodule.cut_off
-        self.graph_scalar_pooling = config.pool_type
+        self.pool_type = config.pool_type  # of the pooled head's inputs
         self.pool_from = config.pool_from
         self.jitter = config.jitter
         self.embedding = nn.Linear(spec.num_node_features, c)
-        self.radial = BesselBasis(cutoff, config.num_rbf, config.trainable_rbf) if config.num_rbf else None
-        self.envelope = PolynomialCutoff(cutoff, config.envelope_p)
-        norm = max(avg_num_neighbours, 1.0)
+        self.radial = BesselBasis(cutoff, config.num_rbf, config.bessel_basis_trainable) if config.num_rbf else None
+        self.envelope = PolynomialCutoff(cutoff, config.num_polynomial_cutoff)
+        norm = avg_num_neighbours
         self.layers = nn.ModuleList(
             EGNNLayer(
                 c, config.num_rbf, spec.num_edge_features, config.num_layers_phi, norm,
@@ -153,6 +164,9 @@ class EGNN(AtomisticNetwork):
         self.edge_weight_head = MLP([c, c, 1], act) if spec.node_vector_dim or spec.graph_vector_dim else None
         self.edge_scalar_head = MLP([c, c, spec.num_edge_scalars], act, config.dropout) if spec.num_edge_scalars else None
         self.edge_vector_head = MLP([c, c, 1], act) if spec.edge_vector_dim else None
+        self._initialise_heads()
+
+    def _initialise_heads(self) -> None:
         # an untrained model should predict the training mean (reference energies and shift),
         # not a random offset: the energy head starts at zero
         for energy_head in (self.per_atom_head, self.pooled_head):
@@ -161,20 +175,12 @@ class EGNN(AtomisticNetwork):
                 nn.init.zeros_(last.weight)
                 nn.init.zeros_(last.bias)
 
-    def reset_parameters(self) -> None:
-        for module in self.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if module is not self and callable(reset):
-                reset()
-
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
         edge_vectors = graph.edge_vectors
-        positions = graph.positions
         i, j = graph.edge_index
         if self.training and self.jitter:
-            noise = torch.randn_like(positions) * self.jitter
+            noise = torch.randn_like(graph.positions) * self.jitter
             edge_vectors = edge_vectors + noise[j] - noise[i]
-            positions = positions + noise
         lengths = torch.linalg.norm(edge_vectors, dim=-1)
         envelope = self.envelope(lengths)
         radial = self.radial(lengths) * envelope.unsqueeze(-1) if self.radial is not None else lengths.new_zeros((len(lengths), 0))
@@ -187,12 +193,11 @@ class EGNN(AtomisticNetwork):
         if self.per_atom_head is not None:
             out[OUT_PER_ATOM_GRAPH_SCALARS] = self.output_activation(self.per_atom_head(h))
         if self.pooled_head is not None:
-            pool = scatter_sum if self.graph_scalar_pooling == "sum" else scatter_mean
             parts = []
             if self.pool_from in ("nodes", "nodes_edges"):
-                parts.append(pool(h, graph.batch, n_graphs))
+                parts.append(pool(h, graph.batch, n_graphs, self.pool_type))
             if self.pool_from in ("edges", "nodes_edges"):
-                parts.append(pool(messages, graph.batch[i], n_graphs) / self.norm)
+                parts.append(pool(messages, graph.batch[i], n_graphs, self.pool_type) / self.norm)
             if graph.graph_attrs is not None:
                 parts.append(graph.graph_attrs)
             out[OUT_GRAPH_SCALARS] = self.output_activation(self.pooled_head(torch.cat(parts, dim=-1)))
@@ -204,21 +209,21 @@ class EGNN(AtomisticNetwork):
             if self.spec.node_vector_dim:
                 out[OUT_NODE_VECTOR] = node_vectors
             if self.charge_head is not None:
-                # a dipole: charges times positions about the centroid, plus atomic dipoles
-                centroid = scatter_mean(positions, graph.batch, n_graphs)[graph.batch]
-                charges = self.charge_head(h)
-                out[OUT_GRAPH_VECTOR] = scatter_sum(charges * (positions - centroid) + node_vectors, graph.batch, n_graphs)
+                # the parts of a dipole: per-atom charges and atomic dipoles
+                out[OUT_CHARGES] = self.charge_head(h)
+                out[OUT_ATOMIC_DIPOLES] = node_vectors
         if self.edge_scalar_head is not None:
             out[OUT_EDGE_SCALARS] = self.output_activation(self.edge_scalar_head(messages))
         if self.edge_vector_head is not None:
             out[OUT_EDGE_VECTOR] = edge_vectors * self.edge_vector_head(messages)
         return out
 
-    def extra_repr(self) -> str:
-        return f"layers={len(self.layers)}, pooling={self.graph_scalar_pooling} from {self.pool_from} | {self.num_trainable_weights} trainable weights"
+    def architecture(self) -> str:
+        pooled = f", pooled head: {self.pool_type} of {self.pool_from}" if self.pooled_head is not None else ""
+        return f"layers={len(self.layers)}{pooled}"
 
 
 @model_builder
 def build_egnn(config: EGNNModelConfig, spec: OutputSpec, statistics: DatasetStatistics) -> EGNN:
     """The EGNN network for a config and output spec (seeded, in ``config.model_dtype``)."""
-    return EGNN(config, spec, statistics.avg_num_neighbours)
+    return EGNN(config, spec, neighbour_normalisation(None, statistics.avg_num_neighbours))

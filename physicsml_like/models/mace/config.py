@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from e3nn import o3
 from pydantic import Field, field_validator, model_validator
@@ -32,6 +32,8 @@ class MACEModelConfig(ModelConfig):
     (plain first interaction, residual ones after).
     """
 
+    renamed_fields: ClassVar[dict[str, str]] = {"radial_activation": "radial_mlp_activation"}
+
     hidden_irreps: str = "128x0e + 128x1o"
     """Node features between layers, the same number of channels for every irrep
     (``"64x0e + 64x1o"``; ``"64x0e"`` for an invariant model). The last layer keeps only the
@@ -54,8 +56,8 @@ class MACEModelConfig(ModelConfig):
     """Normalisation of the neighbour sums; from the training data when not given."""
     radial_mlp: list[int] = Field(default_factory=lambda: [64, 64, 64])
     """Hidden widths of the MLP that turns the radial basis into tensor-product weights."""
-    radial_activation: str = "silu"
-    """Activation of the radial MLP."""
+    radial_mlp_activation: str = "silu"
+    """Activation of the radial MLP (NequIP's name; formerly ``radial_activation``)."""
     gate: str | None = "silu"
     """Activation of the non-linear readout (``None``: linear)."""
     interaction_first: InteractionKind = "RealAgnosticInteractionBlock"
@@ -82,7 +84,7 @@ class MACEModelConfig(ModelConfig):
             raise ValueError(f"mlp_irreps must be scalars such as '16x0e', got {text!r}")
         return text
 
-    @field_validator("radial_activation", "gate")
+    @field_validator("radial_mlp_activation", "gate")
     @classmethod
     def _known_activation(cls, name: str | None) -> str | None:
         if name is not None:

@@ -31,7 +31,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from .linear import channels_of
+from ...nn.equivariant import uniform_channels
 
 __all__ = ["EdgeTensorProduct", "Edges"]
 
@@ -127,15 +127,52 @@ def _present(slot: torch.Tensor | None) -> torch.Tensor:
     return slot
 
 
-def _partials(plan: _Plan, edges: Edges, slots: list[torch.Tensor | None], wanted: list[int]) -> dict[int, torch.Tensor]:
-    """The partial derivatives of ``Q`` for the ``wanted`` slots, from the other slots, in one
-    pass over the edges: the gathered rows and the products that several derivatives share
-    (coupled harmonics and sender features, weighted incoming gradients) are made once a chunk.
+@dataclass(frozen=True)
+class _Pass:
+    """What one pass over the edges computes (``wanted`` slots) and therefore reads: each
+    derivative reads the three other slots, and two products serve several derivatives."""
 
-    Slot by slot: ``_GRAD`` gives ``A [N, K, c]`` (the neighbour sums), ``_NODE`` ``[N, D_in, c]``,
-    ``_RADIAL`` ``[bonds, num_paths * c]``, ``_SH`` ``[E, D_sh]``."""
-    sh, radial, node, grad = slots
-    like = next(t for t in slots if t is not None)  # for dtype and device
+    wanted: tuple[int, ...]
+    reads_sh: bool
+    reads_radial: bool
+    reads_node: bool
+    reads_grad: bool
+    uses_coupled: bool  # coupling @ sender features: for A and the radial derivative
+    uses_weighted: bool  # incoming gradient x path weights: for the node and harmonics derivatives
+
+    @classmethod
+    def of(cls, wanted: list[int]) -> _Pass:
+        def reads(slot: int) -> bool:
+            return any(k != slot for k in wanted)
+
+        return cls(
+            tuple(wanted), reads(_SH), reads(_RADIAL), reads(_NODE), reads(_GRAD),
+            uses_coupled=_GRAD in wanted or _RADIAL in wanted,
+            uses_weighted=_NODE in wanted or _SH in wanted,
+        )
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """One chunk of edges: the rows it gathers and the per-edge accumulators it fills."""
+
+    start: int
+    stop: int
+    sh: torch.Tensor | None  # [n, D_sh] harmonics of the chunk's edges
+    weights: torch.Tensor | None  # [n, num_paths, c] radial weights
+    senders: torch.Tensor | None  # [n, D_in, c] sender features
+    received: torch.Tensor | None  # [n, K, c] incoming gradient at the receivers
+    messages: torch.Tensor | None  # [n, K, c] -> A
+    back: torch.Tensor | None  # [n, D_in, c] -> node derivative
+    per_path: torch.Tensor | None  # [n, num_paths, c] -> radial derivative
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+def _new_partials(plan: _Plan, edges: Edges, like: torch.Tensor, wanted: tuple[int, ...]) -> dict[int, torch.Tensor]:
+    """Zero outputs of the ``wanted`` derivatives."""
     out: dict[int, torch.Tensor] = {}
     if _GRAD in wanted:
         out[_GRAD] = like.new_zeros(edges.num_nodes, plan.out_dim, plan.channels)
@@ -145,56 +182,97 @@ def _partials(plan: _Plan, edges: Edges, slots: list[torch.Tensor | None], wante
         out[_RADIAL] = like.new_zeros(edges.num_bonds, plan.num_paths * plan.channels)
     if _SH in wanted:
         out[_SH] = like.new_zeros(edges.num_edges, plan.sh_dim)
+    return out
 
-    # each derivative reads the three other slots
-    def reads(slot: int) -> bool:
-        return any(k != slot for k in wanted)
 
-    reads_sh, reads_radial, reads_node, reads_grad = reads(_SH), reads(_RADIAL), reads(_NODE), reads(_GRAD)
-    uses_coupled = _GRAD in wanted or _RADIAL in wanted  # coupling @ sender features
-    uses_weighted = _NODE in wanted or _SH in wanted  # incoming gradient x path weights
+def _read_chunk(plan: _Plan, edges: Edges, slots: list[torch.Tensor | None], how: _Pass, like: torch.Tensor, start: int, stop: int) -> _Chunk:
+    """Gather the rows of the chunk ``start:stop`` that the pass reads; allocate what it fills."""
+    sh, radial, node, grad = slots
+    n = stop - start
+    wanted = how.wanted
+    return _Chunk(
+        start,
+        stop,
+        sh=_present(sh)[start:stop] if how.reads_sh else None,
+        weights=_radial(plan, edges, _present(radial), start, stop) if how.reads_radial else None,
+        senders=_rows(_present(node), edges.senders[start:stop]) if how.reads_node else None,
+        received=_rows(_present(grad), edges.receivers[start:stop]) if how.reads_grad else None,
+        messages=like.new_empty(n, plan.out_dim, plan.channels) if _GRAD in wanted else None,
+        back=like.new_zeros(n, plan.in_dim, plan.channels) if _NODE in wanted else None,
+        per_path=like.new_zeros(n, plan.num_paths, plan.channels) if _RADIAL in wanted else None,
+    )
+
+
+def _coupled_products(block: _Block, chunk: _Chunk, coupling: torch.Tensor | None, row_weights: torch.Tensor | None) -> None:
+    """The block's rows of the messages (for ``A``) and its radial derivative, from the coupled
+    harmonics times the sender features."""
+    rows = slice(block.row_start, block.row_start + block.num_rows)
+    inputs = slice(block.in_start, block.in_start + block.d_in)
+    paths = slice(block.path_start, block.path_start + block.num_paths)
+    messages = chunk.messages
+    assert coupling is not None and chunk.senders is not None
+    coupled = _bmm(coupling, chunk.senders[:, inputs], out=None if messages is None else messages[:, rows])
+    if chunk.per_path is not None:
+        assert chunk.received is not None
+        chunk.per_path[:, paths].index_add_(1, block.path_of_row, coupled * chunk.received[:, rows])
+    if messages is not None:
+        assert row_weights is not None
+        coupled.mul_(row_weights)  # in place: these are the message rows
+
+
+def _weighted_products(
+    block: _Block, chunk: _Chunk, coupling: torch.Tensor | None, row_weights: torch.Tensor | None, out_sh: torch.Tensor | None
+) -> None:
+    """The block's share of the node and harmonics derivatives, from the incoming gradient times
+    the path weights."""
+    rows = slice(block.row_start, block.row_start + block.num_rows)
+    inputs = slice(block.in_start, block.in_start + block.d_in)
+    assert chunk.received is not None and row_weights is not None
+    weighted = chunk.received[:, rows] * row_weights
+    if chunk.back is not None:
+        assert coupling is not None
+        chunk.back[:, inputs] += _bmm(coupling.transpose(1, 2), weighted)
+    if out_sh is not None:
+        assert chunk.senders is not None
+        outer = torch.bmm(weighted, chunk.senders[:, inputs].transpose(1, 2))  # [n, rows, d_in], summed over channels
+        out_sh[chunk.start : chunk.stop].addmm_(outer.reshape(chunk.size, -1), block.coupling.T)
+
+
+def _scatter_chunk(edges: Edges, chunk: _Chunk, out: dict[int, torch.Tensor]) -> None:
+    """Add the chunk's per-edge accumulators into the per-node and per-bond outputs."""
+    start, stop = chunk.start, chunk.stop
+    if chunk.messages is not None:
+        out[_GRAD].index_add_(0, edges.receivers[start:stop], chunk.messages)
+    if chunk.back is not None:
+        out[_NODE].index_add_(0, edges.senders[start:stop], chunk.back)
+    if chunk.per_path is not None:
+        per_bond = chunk.per_path.view(chunk.size, -1)
+        if edges.bond_of_edge is None:
+            out[_RADIAL][start:stop] = per_bond
+        else:
+            out[_RADIAL].index_add_(0, edges.bond_of_edge[start:stop], per_bond)
+
+
+def _partials(plan: _Plan, edges: Edges, slots: list[torch.Tensor | None], wanted: list[int]) -> dict[int, torch.Tensor]:
+    """The partial derivatives of ``Q`` for the ``wanted`` slots, from the other slots, in one
+    pass over the edges: the gathered rows and the products that several derivatives share
+    (coupled harmonics and sender features, weighted incoming gradients) are made once a chunk.
+
+    Slot by slot: ``_GRAD`` gives ``A [N, K, c]`` (the neighbour sums), ``_NODE`` ``[N, D_in, c]``,
+    ``_RADIAL`` ``[bonds, num_paths * c]``, ``_SH`` ``[E, D_sh]``."""
+    like = next(t for t in slots if t is not None)  # for dtype and device
+    how = _Pass.of(wanted)
+    out = _new_partials(plan, edges, like, how.wanted)
     for start, stop in edges.chunks():
-        n = stop - start
-        weights = _radial(plan, edges, _present(radial), start, stop) if reads_radial else None
-        senders = _rows(_present(node), edges.senders[start:stop]) if reads_node else None
-        received = _rows(_present(grad), edges.receivers[start:stop]) if reads_grad else None
-        messages = like.new_empty(n, plan.out_dim, plan.channels) if _GRAD in wanted else None
-        back = like.new_zeros(n, plan.in_dim, plan.channels) if _NODE in wanted else None
-        per_path = like.new_zeros(n, plan.num_paths, plan.channels) if _RADIAL in wanted else None
+        chunk = _read_chunk(plan, edges, slots, how, like, start, stop)
         for block in plan.blocks:
-            rows = slice(block.row_start, block.row_start + block.num_rows)
-            inputs = slice(block.in_start, block.in_start + block.d_in)
-            paths = slice(block.path_start, block.path_start + block.num_paths)
-            coupling = _coupling(block, _present(sh)[start:stop]) if reads_sh else None
-            row_weights = _row_weights(block, weights) if weights is not None else None
-            if uses_coupled:
-                assert coupling is not None and senders is not None
-                coupled = _bmm(coupling, senders[:, inputs], out=None if messages is None else messages[:, rows])
-                if per_path is not None:
-                    assert received is not None
-                    per_path[:, paths].index_add_(1, block.path_of_row, coupled * received[:, rows])
-                if messages is not None:
-                    assert row_weights is not None
-                    coupled.mul_(row_weights)  # in place: these are the message rows
-            if uses_weighted:
-                assert received is not None and row_weights is not None
-                weighted = received[:, rows] * row_weights
-                if back is not None:
-                    assert coupling is not None
-                    back[:, inputs] += _bmm(coupling.transpose(1, 2), weighted)
-                if _SH in wanted:
-                    assert senders is not None
-                    outer = torch.bmm(weighted, senders[:, inputs].transpose(1, 2))  # [n, rows, d_in], summed over channels
-                    out[_SH][start:stop].addmm_(outer.reshape(n, -1), block.coupling.T)
-        if messages is not None:
-            out[_GRAD].index_add_(0, edges.receivers[start:stop], messages)
-        if back is not None:
-            out[_NODE].index_add_(0, edges.senders[start:stop], back)
-        if per_path is not None:
-            if edges.bond_of_edge is None:
-                out[_RADIAL][start:stop] = per_path.view(n, -1)
-            else:
-                out[_RADIAL].index_add_(0, edges.bond_of_edge[start:stop], per_path.view(n, -1))
+            coupling = _coupling(block, chunk.sh) if chunk.sh is not None else None
+            row_weights = _row_weights(block, chunk.weights) if chunk.weights is not None else None
+            if how.uses_coupled:
+                _coupled_products(block, chunk, coupling, row_weights)
+            if how.uses_weighted:
+                _weighted_products(block, chunk, coupling, row_weights, out.get(_SH))
+        _scatter_chunk(edges, chunk, out)
     return out
 
 
@@ -278,7 +356,7 @@ class EdgeTensorProduct(nn.Module):
         super().__init__()
         self.irreps_in = o3.Irreps(irreps_in)
         self.irreps_sh = o3.Irreps(irreps_sh)
-        self.channels = channels_of(self.irreps_in, "the node irreps")
+        self.channels = uniform_channels(self.irreps_in, "the node irreps")
         targets = {ir for _, ir in o3.Irreps(irreps_target)}
         sh_starts = [s.start for s in self.irreps_sh.slices()]
         dtype = torch.get_default_dtype()

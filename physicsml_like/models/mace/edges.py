@@ -1,65 +1,17 @@
-"""Edge-level helpers that keep MACE's training memory low.
+"""One representative edge per bond, so that MACE evaluates functions of the distance once a bond.
 
-Training differentiates twice (forces are ``-dE/dr``, then the loss on forces is differentiated
-with respect to the weights), so every tensor autograd saves in the forward pass, and in the
-force computation, stays alive until the end of the step. The largest tensors are per edge.
-
-- :func:`scatter_sum` / :func:`gather`: sum edge rows into nodes and back. ``torch.index_add``
-  saves its (per-edge) source for the backward pass although the gradient needs only the index;
-  these save the index alone, at every order of differentiation.
-- :func:`reverse_pairs`: a full neighbour list holds each bond twice (``i -> j`` and
-  ``j -> i``, with exactly opposite vectors); a function of the distance alone, such as the
-  radial MLP, needs evaluating once per bond.
+A full neighbour list holds each bond twice (``i -> j`` and ``j -> i``, with exactly opposite
+vectors); a function of the distance alone, such as the radial MLP, needs evaluating once per
+bond. Training differentiates twice (forces, then the loss on forces), so every per-edge tensor
+saved for the backward pass stays alive for the whole step: halving the radial MLP's rows halves
+its share of the memory.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["gather", "reverse_pairs", "scatter_sum"]
-
-
-class _ScatterSum(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(index)
-        return src.new_zeros((dim_size, *src.shape[1:])).index_add_(0, index, src)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
-        (index,) = ctx.saved_tensors
-        return _Gather.apply(grad, index), None, None
-
-
-class _Gather(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(index)
-        ctx.dim_size = src.shape[0]
-        return src.index_select(0, index)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        (index,) = ctx.saved_tensors
-        return _ScatterSum.apply(grad, index, ctx.dim_size), None
-
-
-def scatter_sum(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
-    """Sum rows of ``src`` ``[E, ...]`` into ``dim_size`` rows by ``index`` ``[E]``; saves only ``index``.
-
-    Examples
-    --------
-    >>> scatter_sum(torch.ones(3, 2), torch.tensor([0, 2, 0]), 3)
-    tensor([[2., 2.],
-            [0., 0.],
-            [1., 1.]])
-    """
-    return _ScatterSum.apply(src, index, dim_size)
-
-
-def gather(src: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Rows ``src[index]`` (the transpose of :func:`scatter_sum`); saves only ``index``."""
-    return _Gather.apply(src, index)
+__all__ = ["reverse_pairs"]
 
 
 def reverse_pairs(edge_index: torch.Tensor, edge_vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

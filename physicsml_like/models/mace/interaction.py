@@ -20,9 +20,10 @@ from e3nn import o3
 from e3nn.math import normalize2mom
 from torch import nn
 
+from ...nn.equivariant import redraw_normal, uniform_channels
 from ...nn.mlp import activation
 from .convolution import Edges, EdgeTensorProduct
-from .linear import ElementLinear, IrrepsLinear, channels_of
+from .linear import ElementLinear, IrrepsLinear
 
 __all__ = ["InteractionBlock", "RadialMLP"]
 
@@ -55,9 +56,7 @@ class RadialMLP(nn.Module):
         ]
 
     def reset_parameters(self) -> None:
-        with torch.no_grad():
-            for weight in self.weights:
-                weight.normal_()
+        redraw_normal(self.weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.weights) - 1
@@ -112,7 +111,7 @@ class InteractionBlock(nn.Module):
         self.irreps_target = o3.Irreps(irreps_target)
         self.avg_num_neighbours = float(avg_num_neighbours)
         self.residual = residual
-        self.channels = channels_of(self.irreps_in, "the node irreps")
+        self.channels = uniform_channels(self.irreps_in, "the node irreps")
         self.linear_up = IrrepsLinear(self.irreps_in, self.irreps_in)
         self.tensor_product = EdgeTensorProduct(self.irreps_in, irreps_sh, self.irreps_target)
         self.radial_mlp = RadialMLP([num_radial, *radial_hidden, self.tensor_product.weight_numel], radial_activation)

@@ -19,15 +19,9 @@ import torch
 from e3nn import o3
 from torch import nn
 
-__all__ = ["ElementLinear", "IrrepsLinear", "channels_of"]
+from ...nn.equivariant import redraw_normal, uniform_channels
 
-
-def channels_of(irreps: o3.Irreps, what: str) -> int:
-    """The common multiplicity of every irrep of ``irreps``, or a ``ValueError`` naming ``what``."""
-    muls = {mul for mul, _ in irreps}
-    if len(muls) != 1:
-        raise ValueError(f"{what} must give every irrep the same number of channels, got {irreps}")
-    return muls.pop()
+__all__ = ["ElementLinear", "IrrepsLinear"]
 
 
 def _blocks_by_irrep(irreps: o3.Irreps) -> dict[o3.Irrep, tuple[int, int]]:
@@ -57,8 +51,8 @@ class _PerIrrepLinear(nn.Module):
         super().__init__()
         self.irreps_in = o3.Irreps(irreps_in)
         self.irreps_out = o3.Irreps(irreps_out)
-        self.channels_in = channels_of(self.irreps_in, "the input irreps")
-        self.channels_out = channels_of(self.irreps_out, "the output irreps")
+        self.channels_in = uniform_channels(self.irreps_in, "the input irreps")
+        self.channels_out = uniform_channels(self.irreps_out, "the output irreps")
         blocks = _blocks_by_irrep(self.irreps_in)
         self.weights = nn.ParameterList()
         # per output irrep: (dim, first input row, input copies, index into self.weights or -1)
@@ -87,9 +81,7 @@ class _PerIrrepLinear(nn.Module):
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
     def reset_parameters(self) -> None:
-        with torch.no_grad():
-            for weight in self.weights:
-                weight.normal_()
+        redraw_normal(self.weights)
 
     @property
     def num_weights(self) -> int:

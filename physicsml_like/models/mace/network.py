@@ -11,9 +11,9 @@
 The per-atom energy is the sum of the layers' readouts; the training module adds per-element
 reference energies and the dataset's scale and shift, and takes forces and stress by autograd.
 The last layer keeps only scalar channels (as the reference does) unless a vector output is
-predicted. Node scalars (e.g. charges) share the readouts as extra columns; a dipole is
-``sum_i q_i (r_i - centroid) + mu_i`` with per-atom charges ``q_i`` and ``1o`` atomic dipoles
-``mu_i`` read out the same way, so it rotates with the molecule.
+predicted. Node scalars (e.g. charges) share the readouts as extra columns; a dipole
+``sum_i q_i (r_i - centroid) + mu_i`` is made by the training module from per-atom charges
+``q_i`` and ``1o`` atomic dipoles ``mu_i`` read out the same way, so it rotates with the molecule.
 """
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ from torch import nn
 from ...config.training import OptimizerConfig
 from ...data.statistics import DatasetStatistics
 from ...nn.builder import model_builder
+from ...nn.equivariant import uniform_channels
 from ...nn.graph import (
+    OUT_ATOMIC_DIPOLES,
+    OUT_CHARGES,
     OUT_GRAPH_SCALARS,
     OUT_GRAPH_VECTOR,
     OUT_NODE_SCALARS,
@@ -36,14 +39,14 @@ from ...nn.graph import (
     AtomicGraph,
     AtomisticNetwork,
     OutputSpec,
+    neighbour_normalisation,
 )
 from ...nn.radial import RadialEmbedding
-from ...nn.scatter import scatter_mean, scatter_sum
 from .config import MACEModelConfig
 from .convolution import Edges
 from .edges import reverse_pairs
 from .interaction import InteractionBlock
-from .linear import IrrepsLinear, channels_of
+from .linear import IrrepsLinear
 from .product import ProductBasisBlock
 from .readout import Readout
 
@@ -65,7 +68,8 @@ class MACE(AtomisticNetwork):
     graph vectors (dipoles).
 
     ``graph`` -> dimensionless outputs (see :mod:`physicsml_like.nn.graph`): per-atom graph
-    scalars ``[N, k]``, node scalars ``[N, k]``, node vectors ``[N, 3]``, graph vectors ``[B, 3]``.
+    scalars ``[N, k]``, node scalars ``[N, k]``, node vectors ``[N, 3]`` and, for a dipole, charges
+    ``[N, 1]`` and atomic dipoles ``[N, 3]``.
     """
 
     supported_outputs = frozenset({OUT_GRAPH_SCALARS, OUT_NODE_SCALARS, OUT_NODE_VECTOR, OUT_GRAPH_VECTOR})
@@ -80,10 +84,9 @@ class MACE(AtomisticNetwork):
             if width not in (0, 3):
                 raise ValueError(f"MACE predicts 3-vectors; {field} is {width}")
         hidden = o3.Irreps(config.hidden_irreps).sort().irreps.simplify()
-        channels = channels_of(hidden, "hidden_irreps")
+        channels = uniform_channels(hidden, "hidden_irreps")
         self.hidden_irreps = hidden
         self.num_elements = spec.num_elements
-        self.graph_scalar_pooling = config.pool_type
         self.num_graph_scalars = spec.num_graph_scalars
         self.num_node_scalars = spec.num_node_scalars
         self.predicts_dipole = bool(spec.graph_vector_dim)
@@ -92,7 +95,7 @@ class MACE(AtomisticNetwork):
         num_vectors = int(self.predicts_node_vector) + int(self.predicts_dipole)
         if num_vectors and hidden.count("1o") == 0:
             raise ValueError(f"vector outputs need 1o channels in hidden_irreps, got {config.hidden_irreps!r}")
-        self.avg_num_neighbours = float(config.avg_num_neighbours or avg_num_neighbours or 1.0)
+        self.avg_num_neighbours = float(avg_num_neighbours)
 
         sh_irreps = o3.Irreps.spherical_harmonics(config.max_ell)
         self.spherical_harmonics = o3.SphericalHarmonics(sh_irreps, normalize=True, normalization="component")
@@ -119,7 +122,7 @@ class MACE(AtomisticNetwork):
                     num_elements=spec.num_elements,
                     num_radial=config.num_bessel,
                     radial_hidden=config.radial_mlp,
-                    radial_activation=config.radial_activation,
+                    radial_activation=config.radial_mlp_activation,
                     avg_num_neighbours=self.avg_num_neighbours,
                     residual=residual,
                 )
@@ -130,13 +133,6 @@ class MACE(AtomisticNetwork):
                 Readout(irreps_out, num_scalars, num_vectors, hidden=mlp_width if nonlinear else 0, gate=config.gate)
             )
             irreps_in = irreps_out
-
-    def reset_parameters(self) -> None:
-        """Draw every weight again from its initial distribution."""
-        for module in self.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if module is not self and callable(reset):
-                reset()
 
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
         receivers, senders = graph.edge_index
@@ -163,9 +159,9 @@ class MACE(AtomisticNetwork):
             if layer_vectors is not None:
                 vectors = layer_vectors if vectors is None else vectors + layer_vectors
         assert scalars is not None  # at least one layer
-        return self._heads(graph, scalars, vectors)
+        return self._heads(scalars, vectors)
 
-    def _heads(self, graph: AtomicGraph, scalars: torch.Tensor, vectors: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def _heads(self, scalars: torch.Tensor, vectors: torch.Tensor | None) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         k_graph, k_node = self.num_graph_scalars, self.num_node_scalars
         if k_graph:
@@ -177,10 +173,8 @@ class MACE(AtomisticNetwork):
             out[OUT_NODE_VECTOR] = vectors[:, :, 0]
         if self.predicts_dipole:
             assert vectors is not None
-            charges = scalars[:, -1:]
-            centroid = scatter_mean(graph.positions, graph.batch, graph.num_graphs)[graph.batch]
-            atomic = charges * (graph.positions - centroid) + vectors[:, :, -1]
-            out[OUT_GRAPH_VECTOR] = scatter_sum(atomic, graph.batch, graph.num_graphs)
+            out[OUT_CHARGES] = scalars[:, -1:]
+            out[OUT_ATOMIC_DIPOLES] = vectors[:, :, -1]
         return out
 
     def parameter_groups(self, optimizer_config: OptimizerConfig) -> list[dict[str, Any]]:
@@ -207,14 +201,14 @@ class MACE(AtomisticNetwork):
             group["params"] = [p for p in group["params"] if p.requires_grad]
         return [group for group in groups if group["params"]]
 
-    def extra_repr(self) -> str:
+    def architecture(self) -> str:
         return (
             f"hidden={self.hidden_irreps}, layers={len(self.interactions)}, elements={self.num_elements}, "
-            f"avg_num_neighbours={self.avg_num_neighbours:.3g} | {self.num_trainable_weights} trainable weights"
+            f"avg_num_neighbours={self.avg_num_neighbours:.3g}"
         )
 
 
 @model_builder
 def build_mace(config: MACEModelConfig, spec: OutputSpec, statistics: DatasetStatistics) -> MACE:
     """The MACE network for a config and output spec (seeded, in ``config.model_dtype``)."""
-    return MACE(config, spec, statistics.avg_num_neighbours)
+    return MACE(config, spec, neighbour_normalisation(config.avg_num_neighbours, statistics.avg_num_neighbours))

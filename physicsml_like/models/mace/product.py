@@ -16,8 +16,9 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from ...nn.equivariant import uniform_channels
 from .coupling import coupling_basis, monomial_parents, symmetrise
-from .linear import IrrepsLinear, channels_of
+from .linear import IrrepsLinear
 
 __all__ = ["ProductBasisBlock", "SymmetricContraction"]
 
@@ -90,8 +91,8 @@ class SymmetricContraction(nn.Module):
         self.num_elements = int(num_elements)
         if self.correlation < 1:
             raise ValueError(f"correlation must be at least 1, got {correlation}")
-        self.channels = channels_of(self.irreps_in, "the atomic-basis irreps")
-        if channels_of(self.irreps_out, "the product irreps") != self.channels:
+        self.channels = uniform_channels(self.irreps_in, "the atomic-basis irreps")
+        if uniform_channels(self.irreps_out, "the product irreps") != self.channels:
             raise ValueError(f"the product keeps the channels: {self.irreps_in} -> {self.irreps_out}")
         coupling = o3.Irreps([(1, ir) for _, ir in self.irreps_in])
 

@@ -9,8 +9,8 @@ from e3nn import o3
 from e3nn.math import normalize2mom
 from torch import nn
 
+from ...nn.equivariant import redraw_normal, uniform_channels
 from ...nn.mlp import activation
-from .linear import channels_of
 
 __all__ = ["Readout"]
 
@@ -38,7 +38,7 @@ class Readout(nn.Module):
     ) -> None:
         super().__init__()
         self.irreps_in = o3.Irreps(irreps_in)
-        self.channels = channels_of(self.irreps_in, "the readout's input irreps")
+        self.channels = uniform_channels(self.irreps_in, "the readout's input irreps")
         rows = {ir: start // self.channels for (_, ir), start in zip(self.irreps_in, (s.start for s in self.irreps_in.slices()), strict=True)}
         if o3.Irrep("0e") not in rows:
             raise ValueError(f"a readout needs scalar (0e) features, got {self.irreps_in}")
@@ -65,9 +65,7 @@ class Readout(nn.Module):
             self.vector_weight = nn.Parameter(torch.randn(c, self.num_vectors))
 
     def reset_parameters(self) -> None:
-        with torch.no_grad():
-            for weight in self.parameters():
-                weight.normal_()
+        redraw_normal(self.parameters())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         scalars = x[:, self._scalar_row] @ (self.scalar_in / math.sqrt(self.channels))

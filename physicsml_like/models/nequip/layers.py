@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -10,7 +11,7 @@ from e3nn import o3
 from e3nn.nn import Gate
 from torch import nn
 
-from ...nn.equivariant import CouplingPaths, ScalarMLP, to_channels, uniform_channels
+from ...nn.equivariant import CouplingPaths, ScalarMLP, redraw_normal, to_channels, uniform_channels
 from ...nn.mlp import activation
 from ...nn.scatter import scatter_sum
 
@@ -35,6 +36,10 @@ class RadialFilter(nn.Module):
         width = self.hidden.sizes[-1]
         self.last = nn.Parameter(torch.randn(width, sum(self.splits)))
         self.scale = float(scale) / math.sqrt(width)
+
+    def reset_parameters(self) -> None:
+        self.hidden.reset_parameters()
+        redraw_normal([self.last])
 
     def forward(self, radial: torch.Tensor, envelope: torch.Tensor) -> list[torch.Tensor]:
         """``radial [E, B]``, ``envelope [E]`` -> one ``[E, width]`` weight tensor per split."""
@@ -87,17 +92,23 @@ class EdgeConvolution(nn.Module):
             raise ValueError(f"no tensor-product path from {self.irreps_in} x {self.irreps_sh} to the targets")
         used = self.paths.used_inputs1()  # input irreps that some path reads
         starts = [sum(ir.dim for _, ir in self.irreps_in[:k]) for k in range(len(self.irreps_in))]
-        coupling = self.paths.coupling()  # [D_in, D_sh, K], K path after path
-        path_columns, column = [], 0
-        for path in self.paths.paths:
-            path_columns.append(column)
-            column += path.ir_out.dim
+        order = self._register_blocks(used, starts)
+        self._register_output_order(order)
+        self._inputs = [(starts[k], self.irreps_in[k].ir.dim) for k in used]
+        self.radial = RadialFilter(
+            num_basis, radial_hidden, radial_activation, [count * self.channels for *_, count in self._blocks],
+            scale=1.0 / math.sqrt(avg_num_neighbours),
+        )
 
-        # one block per (output dimension, input irrep): a dense [rows, d_in] matrix per edge, rows
-        # ordered (component, path), so the weights broadcast over the components
+    def _register_blocks(self, used: list[int], starts: list[int]) -> list[int]:
+        """One block per (output dimension, input irrep): a dense ``[rows, d_in]`` matrix per
+        edge, rows ordered (component, path), so the weights broadcast over the components.
+        Registers each block's coupling; returns the path of each weight slot, block after block."""
+        coupling = self.paths.coupling()  # [D_in, D_sh, K], K path after path
+        path_columns = list(itertools.accumulate((path.ir_out.dim for path in self.paths.paths), initial=0))
         self.group_dims: list[int] = sorted({p.ir_out.dim for p in self.paths.paths})
         self._blocks: list[tuple[int, int, int, int]] = []  # group, dim, input irrep, paths
-        order: list[int] = []  # path of each weight slot (block after block)
+        order: list[int] = []
         for g, dim in enumerate(self.group_dims):
             for k_in in used:
                 members = [k for k, p in enumerate(self.paths.paths) if p.ir_out.dim == dim and p.i1 == k_in]
@@ -111,8 +122,11 @@ class EdgeConvolution(nn.Module):
                 self._blocks.append((g, dim, used.index(k_in), len(members)))
                 order.extend(members)
         self.register_buffer("weight_paths", torch.tensor(order), persistent=False)
+        return order
 
-        # output: e3nn layout, one block per output irrep with (path, channel) multiplicity
+    def _register_output_order(self, order: list[int]) -> None:
+        """Output in e3nn's layout, one block per output irrep with (path, channel) multiplicity:
+        where each output irrep's paths sit in its group (``order``: path of each weight slot)."""
         self.irreps_out = o3.Irreps([(count * self.channels, ir) for ir, _, count in self.paths.groups()])
         self._gather: list[int] = []  # group of each output irrep
         for index, (ir, _, _) in enumerate(self.paths.groups()):
@@ -121,11 +135,6 @@ class EdgeConvolution(nn.Module):
             positions = [in_group.index(k) for k, p in enumerate(self.paths.paths) if p.ir_out == ir]
             self.register_buffer(f"gather_{index}", torch.tensor(positions), persistent=False)
             self._gather.append(g)
-        self._inputs = [(starts[k], self.irreps_in[k].ir.dim) for k in used]
-        self.radial = RadialFilter(
-            num_basis, radial_hidden, radial_activation, [count * self.channels for *_, count in self._blocks],
-            scale=1.0 / math.sqrt(max(avg_num_neighbours, 1.0)),
-        )
 
     def path_weights(self, edge_radial: torch.Tensor, envelope: torch.Tensor) -> torch.Tensor:
         """``[E, paths, U]``: the radial weights in path order (as e3nn's ``"uvu"`` weights)."""

@@ -25,6 +25,8 @@ from ...data.statistics import DatasetStatistics
 from ...nn.builder import model_builder
 from ...nn.equivariant import natural_order, spherical_harmonics_irreps
 from ...nn.graph import (
+    OUT_ATOMIC_DIPOLES,
+    OUT_CHARGES,
     OUT_GRAPH_SCALARS,
     OUT_GRAPH_VECTOR,
     OUT_NODE_SCALARS,
@@ -32,9 +34,9 @@ from ...nn.graph import (
     AtomicGraph,
     AtomisticNetwork,
     OutputSpec,
+    neighbour_normalisation,
 )
 from ...nn.radial import RadialEmbedding
-from ...nn.scatter import scatter_mean, scatter_sum
 from .config import NequIPModelConfig
 from .layers import InteractionBlock
 
@@ -68,9 +70,9 @@ def block_targets(hidden: o3.Irreps, irreps_sh: o3.Irreps, final: o3.Irreps, num
 class NequIP(AtomisticNetwork):
     """NequIP with heads for per-atom energies (graph scalars), node scalars and a dipole.
 
-    ``graph`` -> dimensionless outputs (see :mod:`physicsml_like.nn.graph`). The dipole is
-    ``sum_i q_i (r_i - centroid) + mu_i`` with scalar charges ``q_i`` and ``l = 1`` atomic
-    dipoles ``mu_i`` from the last block, so it rotates with the molecule.
+    ``graph`` -> dimensionless outputs (see :mod:`physicsml_like.nn.graph`). For a dipole
+    ``sum_i q_i (r_i - centroid) + mu_i`` the network gives scalar charges ``q_i`` and ``l = 1``
+    atomic dipoles ``mu_i`` from the last block, so it rotates with the molecule.
     """
 
     supported_outputs = frozenset({OUT_GRAPH_SCALARS, OUT_NODE_SCALARS, OUT_GRAPH_VECTOR})
@@ -81,7 +83,6 @@ class NequIP(AtomisticNetwork):
             raise ValueError("NequIP takes no structure-level inputs: leave datamodule.graph_attrs_cols unset")
         features = config.num_features
         cutoff = config.datamodule.cut_off
-        self.graph_scalar_pooling = config.pool_type
         self.irreps_sh = spherical_harmonics_irreps(config.max_ell, config.parity)
         self.spherical_harmonics = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
         self.radial = RadialEmbedding(cutoff, config.num_bessel, config.num_polynomial_cutoff, trainable=config.bessel_basis_trainable)
@@ -127,8 +128,8 @@ class NequIP(AtomisticNetwork):
 
         Returns
         -------
-        ``per_atom_graph_scalars [N, k]``, ``node_scalars [N, k]``, ``graph_vector [B, 3]``
-        (those the spec asks for).
+        ``per_atom_graph_scalars [N, k]``, ``node_scalars [N, k]``, and for a dipole
+        ``charges [N, 1]`` and ``atomic_dipoles [N, 3]`` (those the spec asks for).
         """
         lengths = graph.edge_lengths
         envelope = self.radial.envelope(lengths)
@@ -146,13 +147,11 @@ class NequIP(AtomisticNetwork):
             out[OUT_NODE_SCALARS] = self.node_scalar_head(x)
         if self.dipole_head is not None:
             charge_and_dipole = self.dipole_head(x)
-            charges, atomic_dipoles = charge_and_dipole[:, :1], charge_and_dipole[:, 1:]
-            centroid = scatter_mean(graph.positions, graph.batch, graph.num_graphs)[graph.batch]
-            out[OUT_GRAPH_VECTOR] = scatter_sum(charges * (graph.positions - centroid) + atomic_dipoles, graph.batch, graph.num_graphs)
+            out[OUT_CHARGES], out[OUT_ATOMIC_DIPOLES] = charge_and_dipole[:, :1], charge_and_dipole[:, 1:]
         return out
 
-    def extra_repr(self) -> str:
-        return f"layers={len(self.blocks)}, sh={self.irreps_sh}, final={self.irreps_final} | {self.num_trainable_weights} trainable weights"
+    def architecture(self) -> str:
+        return f"layers={len(self.blocks)}, sh={self.irreps_sh}, final={self.irreps_final}"
 
 
 def _readout(irreps_in: o3.Irreps, hidden: str, irreps_out: str) -> torch.nn.Sequential:
@@ -163,5 +162,4 @@ def _readout(irreps_in: o3.Irreps, hidden: str, irreps_out: str) -> torch.nn.Seq
 @model_builder
 def build_nequip(config: NequIPModelConfig, spec: OutputSpec, statistics: DatasetStatistics) -> NequIP:
     """The NequIP network for a config and output spec (seeded, in ``config.model_dtype``)."""
-    avg = config.avg_num_neighbours if config.avg_num_neighbours is not None else statistics.avg_num_neighbours
-    return NequIP(config, spec, avg)
+    return NequIP(config, spec, neighbour_normalisation(config.avg_num_neighbours, statistics.avg_num_neighbours))

@@ -20,7 +20,7 @@ class PaiNNModel(PhysicsMLModel):
     >>> model = PaiNNModel(datamodule={"y_graph_scalars": ["energy"], "y_node_vector": "forces",
     ...                                "y_graph_vector": "dipole"},
     ...                    compute_forces=True, num_features=32, shared_filters=True)
-    >>> model.config.num_interactions
+    >>> model.config.num_layers
     3
     """
 

@@ -2,8 +2,9 @@
 
 Scalars start from the element embedding and vectors at zero; each interaction adds a message
 (from neighbours, weighted by radial filters with a smooth envelope) and an atom-wise update.
-Energies and node scalars are read from the scalars; node vectors and the dipole from gated
-equivariant blocks, the dipole as ``sum_i q_i (r_i - centroid) + mu_i``.
+Energies and node scalars are read from the scalars; node vectors and the parts of a dipole
+(per-atom charges ``q_i`` and atomic dipoles ``mu_i``, which :func:`~physicsml_like.nn.readout.dipole_moment`
+sums to ``sum_i q_i (r_i - centroid) + mu_i``) from gated equivariant blocks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from torch import nn
 from ...data.statistics import DatasetStatistics
 from ...nn.builder import model_builder
 from ...nn.graph import (
+    OUT_ATOMIC_DIPOLES,
+    OUT_CHARGES,
     OUT_GRAPH_SCALARS,
     OUT_GRAPH_VECTOR,
     OUT_NODE_SCALARS,
@@ -25,7 +28,6 @@ from ...nn.graph import (
 )
 from ...nn.mlp import MLP
 from ...nn.radial import BesselBasis, PolynomialCutoff
-from ...nn.scatter import scatter_mean, scatter_sum
 from .config import PaiNNModelConfig
 from .layers import GatedEquivariantBlock, PaiNNMessage, PaiNNUpdate
 
@@ -60,34 +62,25 @@ class PaiNN(AtomisticNetwork):
         act = config.activation
         cutoff = config.datamodule.cut_off
         self.num_features = f
-        self.num_interactions = config.num_interactions
-        self.graph_scalar_pooling = config.pool_type
+        self.num_interactions = config.num_layers
         self.embedding = nn.Linear(spec.num_node_features, f)
-        self.radial = BesselBasis(cutoff, config.num_radial, config.trainable_rbf)
-        self.envelope = PolynomialCutoff(cutoff, config.envelope_p)
-        num_filters = 1 if config.shared_filters else config.num_interactions
-        num_blocks = 1 if config.shared_interactions else config.num_interactions
-        self.filters = nn.ModuleList(nn.Linear(config.num_radial, 3 * f) for _ in range(min(num_filters, config.num_interactions)))
-        self.messages = nn.ModuleList(PaiNNMessage(f, act) for _ in range(min(num_blocks, config.num_interactions)))
-        self.updates = nn.ModuleList(PaiNNUpdate(f, act) for _ in range(min(num_blocks, config.num_interactions)))
+        self.radial = BesselBasis(cutoff, config.num_bessel, config.bessel_basis_trainable)
+        self.envelope = PolynomialCutoff(cutoff, config.num_polynomial_cutoff)
+        num_filters = 1 if config.shared_filters else config.num_layers
+        num_blocks = 1 if config.shared_interactions else config.num_layers
+        self.filters = nn.ModuleList(nn.Linear(config.num_bessel, 3 * f) for _ in range(min(num_filters, config.num_layers)))
+        self.messages = nn.ModuleList(PaiNNMessage(f, act) for _ in range(min(num_blocks, config.num_layers)))
+        self.updates = nn.ModuleList(PaiNNUpdate(f, act) for _ in range(min(num_blocks, config.num_layers)))
         readout = [f, max(f // 2, 1)]
         self.energy_head = MLP([*readout, spec.num_graph_scalars], act) if spec.num_graph_scalars else None
         self.node_scalar_head = MLP([*readout, spec.num_node_scalars], act) if spec.num_node_scalars else None
         self.node_vector_head = _gated_readout(f, 1, act) if spec.node_vector_dim else None
         self.dipole_head = _gated_readout(f, 1, act) if spec.graph_vector_dim else None
 
-    def reset_parameters(self) -> None:
-        for module in self.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if module is not self and callable(reset):
-                reset()
-
     def features(self, graph: AtomicGraph) -> tuple[torch.Tensor, torch.Tensor]:
         """Scalar ``[N, F]`` and vector ``[N, 3, F]`` features after every interaction."""
         lengths = graph.edge_lengths
-        # zero-length (self-interaction) edges have no direction: their unit vector is zero
-        safe = torch.where(lengths > 0, lengths, torch.ones_like(lengths))
-        unit_vectors = graph.edge_vectors / safe.unsqueeze(-1) * (lengths > 0).unsqueeze(-1).to(lengths.dtype)
+        unit_vectors = graph.unit_vectors()
         envelope = self.envelope(lengths).unsqueeze(-1)
         radial = self.radial(lengths)
         s = self.embedding(graph.node_attrs)
@@ -119,7 +112,8 @@ class PaiNN(AtomisticNetwork):
         Returns
         -------
         Those requested of ``OUT_PER_ATOM_GRAPH_SCALARS [N, k]``, ``OUT_NODE_SCALARS [N, m]``,
-        ``OUT_NODE_VECTOR [N, 3]``, ``OUT_GRAPH_VECTOR [B, 3]`` (the dipole).
+        ``OUT_NODE_VECTOR [N, 3]``, and for a dipole ``OUT_CHARGES [N, 1]`` and
+        ``OUT_ATOMIC_DIPOLES [N, 3]``.
         """
         s, v = self.features(graph)
         out: dict[str, torch.Tensor] = {}
@@ -130,17 +124,13 @@ class PaiNN(AtomisticNetwork):
         if self.node_vector_head is not None:
             out[OUT_NODE_VECTOR] = self._gated(self.node_vector_head, s, v)[1]
         if self.dipole_head is not None:
-            charges, atomic_dipoles = self._gated(self.dipole_head, s, v)
-            centroid = scatter_mean(graph.positions, graph.batch, graph.num_graphs)[graph.batch]
-            per_atom = charges * (graph.positions - centroid) + atomic_dipoles
-            out[OUT_GRAPH_VECTOR] = scatter_sum(per_atom, graph.batch, graph.num_graphs)
+            out[OUT_CHARGES], out[OUT_ATOMIC_DIPOLES] = self._gated(self.dipole_head, s, v)
         return out
 
-    def extra_repr(self) -> str:
+    def architecture(self) -> str:
         return (
             f"features={self.num_features}, interactions={self.num_interactions}, "
-            f"filter sets={len(self.filters)}, block sets={len(self.messages)}, "
-            f"pooling={self.graph_scalar_pooling} | {self.num_trainable_weights} trainable weights"
+            f"filter sets={len(self.filters)}, block sets={len(self.messages)}"
         )
 
 

@@ -18,7 +18,7 @@ class TensorNetModel(PhysicsMLModel):
     --------
     >>> from physicsml_like import TensorNetModel
     >>> model = TensorNetModel(datamodule={"y_graph_scalars": ["energy"], "y_node_vector": "forces"},
-    ...                        compute_forces=True, num_features=32, num_layers=2)
+    ...                        compute_forces=True, num_features=32, num_interaction_layers=2)
     >>> model.config.equivariance
     'O(3)'
     """

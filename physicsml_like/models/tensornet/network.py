@@ -46,15 +46,14 @@ class TensorNet(AtomisticNetwork):
         f = config.num_features
         cutoff = config.datamodule.cut_off
         act = config.activation
-        self.graph_scalar_pooling = config.pool_type
         if config.radial_basis == "bessel":
-            self.radial: nn.Module = BesselBasis(cutoff, config.num_radial, config.trainable_rbf)
+            self.radial: nn.Module = BesselBasis(cutoff, config.num_radial, config.bessel_basis_trainable)
         else:
             self.radial = GaussianBasis(cutoff, config.num_radial)
-        self.envelope = PolynomialCutoff(cutoff, config.envelope_p)
+        self.envelope = PolynomialCutoff(cutoff, config.num_polynomial_cutoff)
         self.embedding = TensorEmbedding(spec.num_node_features, f, config.num_radial, act)
         self.layers = nn.ModuleList(
-            TensorInteraction(f, config.num_radial, act, config.equivariance) for _ in range(config.num_layers)
+            TensorInteraction(f, config.num_radial, act, config.equivariance) for _ in range(config.num_interaction_layers)
         )
         self.output_norm = nn.LayerNorm(3 * f)
         self.output_linear = nn.Linear(3 * f, f)
@@ -62,12 +61,6 @@ class TensorNet(AtomisticNetwork):
         readout = [f, max(f // 2, 1)]
         self.energy_head = MLP([*readout, spec.num_graph_scalars], act) if spec.num_graph_scalars else None
         self.node_scalar_head = MLP([*readout, spec.num_node_scalars], act) if spec.num_node_scalars else None
-
-    def reset_parameters(self) -> None:
-        for module in self.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if module is not self and callable(reset):
-                reset()
 
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
         """Per-atom outputs.
@@ -82,9 +75,7 @@ class TensorNet(AtomisticNetwork):
         ``OUT_PER_ATOM_GRAPH_SCALARS [N, k]`` and/or ``OUT_NODE_SCALARS [N, m]``.
         """
         lengths = graph.edge_lengths
-        # zero-length (self-interaction) edges have no direction: their unit vector is zero
-        safe = torch.where(lengths > 0, lengths, torch.ones_like(lengths))
-        unit_vectors = graph.edge_vectors / safe.unsqueeze(-1) * (lengths > 0).unsqueeze(-1).to(lengths.dtype)
+        unit_vectors = graph.unit_vectors()
         envelope = self.envelope(lengths)
         radial = self.radial(lengths) * envelope.unsqueeze(-1)
         x = self.embedding(graph.node_attrs, graph.edge_index, unit_vectors, radial, envelope)
@@ -99,11 +90,8 @@ class TensorNet(AtomisticNetwork):
             out[OUT_NODE_SCALARS] = self.node_scalar_head(h)
         return out
 
-    def extra_repr(self) -> str:
-        return (
-            f"features={self.embedding.num_features}, layers={len(self.layers)}, "
-            f"pooling={self.graph_scalar_pooling} | {self.num_trainable_weights} trainable weights"
-        )
+    def architecture(self) -> str:
+        return f"features={self.embedding.num_features}, layers={len(self.layers)}"
 
 
 @model_builder
