@@ -37,10 +37,10 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
     "mace_model": {"hidden_irreps": "32x0e + 32x1o", "max_ell": 2, "correlation": 3, "num_interactions": 2,
                    "mlp_irreps": "16x0e", "num_bessel": 8, "num_polynomial_cutoff": 5},
     "nequip_model": {"num_layers": 3, "num_features": 32, "max_ell": 2},
-    "allegro_model": {"num_layers": 2, "l_max": 2, "num_tensor_features": 16},
+    "allegro_model": {"num_layers": 2, "max_ell": 2, "env_embed_multiplicity": 16},
     "ani_model": {},
     "tensornet_model": {"num_features": 32, "num_layers": 2},
-    "painn_model": {"num_features": 64, "num_interactions": 3},
+    "painn_model": {"num_features": 64, "num_layers": 3},
 }
 DATASETS = {
     "ethanol": {"train": 400, "val": 100, "test": 100, "cut_off": 5.0, "stress": False},
@@ -70,7 +70,7 @@ def run_one(family: str, dataset: str, epochs: int, out: Path) -> None:
     architecture = dict(ARCHITECTURES[family])
     if family == "ani_model":
         datamodule["cut_off"] = 5.2 if dataset == "ethanol" else spec["cut_off"]
-        architecture = {"preset": "ani1"} if dataset == "ethanol" else {"preset": None, "aev": {"angular_cutoff": 3.5}}
+        architecture = {"which_ani": "ani1"} if dataset == "ethanol" else {"which_ani": None, "aev": {"angular_cutoff": 3.5}}
     with tempfile.TemporaryDirectory() as root:
         model = get_model_class(family)(
             datamodule=datamodule, compute_forces=True, **extra, **architecture,

@@ -26,16 +26,16 @@ PERIODIC = {"y_graph_scalars": ["energy"], "y_node_vector": "forces", "y_stress"
 
 # name -> (family, architecture, datamodule targets, extra config fields)
 CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]] = {
-    "egnn_molecule": ("egnn_model", {"c_hidden": 8, "num_layers": 2, "num_rbf": 4, "envelope_p": 6}, {**MOLECULE, **DIPOLE}, {}),
+    "egnn_molecule": ("egnn_model", {"c_hidden": 8, "num_layers": 2, "num_rbf": 4, "num_polynomial_cutoff": 6}, {**MOLECULE, **DIPOLE}, {}),
     "egnn_two_scalars": ("egnn_model", {"c_hidden": 8, "num_layers": 2, "num_rbf": 4}, {"y_graph_scalars": ["energy", "homo"], "cut_off": 4.0}, {"compute_forces": False}),
-    "painn_periodic": ("painn_model", {"num_features": 8, "num_radial": 4, "num_interactions": 2}, PERIODIC, {"compute_stress": True}),
-    "painn_molecule": ("painn_model", {"num_features": 8, "num_radial": 4, "num_interactions": 2}, {**MOLECULE, **DIPOLE}, {"uncertainty": "mean_var"}),
-    "tensornet_molecule": ("tensornet_model", {"num_features": 8, "num_radial": 4, "num_layers": 2}, {**MOLECULE, "y_node_scalars": ["charges"]}, {}),
-    "ani_molecule": ("ani_model", {"hidden_sizes": [16, 8], "preset": None}, {**MOLECULE, "y_node_scalars": ["charges"]}, {}),
+    "painn_periodic": ("painn_model", {"num_features": 8, "num_bessel": 4, "num_layers": 2}, PERIODIC, {"compute_stress": True}),
+    "painn_molecule": ("painn_model", {"num_features": 8, "num_bessel": 4, "num_layers": 2}, {**MOLECULE, **DIPOLE}, {"uncertainty": "mean_var"}),
+    "tensornet_molecule": ("tensornet_model", {"num_features": 8, "num_radial": 4, "num_interaction_layers": 2}, {**MOLECULE, "y_node_scalars": ["charges"]}, {}),
+    "ani_molecule": ("ani_model", {"hidden_sizes": [16, 8], "which_ani": None}, {**MOLECULE, "y_node_scalars": ["charges"]}, {}),
     "mace_molecule": ("mace_model", {"hidden_irreps": "4x0e + 4x1o", "max_ell": 2, "correlation": 2, "num_interactions": 2, "radial_mlp": [8]}, {**MOLECULE, **DIPOLE}, {}),
     "mace_periodic": ("mace_model", {"hidden_irreps": "4x0e + 4x1o", "max_ell": 2, "correlation": 2, "num_interactions": 2, "radial_mlp": [8]}, PERIODIC, {"compute_stress": True, "ema": {"decay": 0.9}}),
     "nequip_molecule": ("nequip_model", {"num_features": 4, "num_layers": 2, "max_ell": 1, "radial_mlp": [8]}, {**MOLECULE, **DIPOLE}, {}),
-    "allegro_periodic": ("allegro_model", {"num_tensor_features": 4, "num_layers": 2, "l_max": 1, "two_body_latent_mlp": [8], "latent_mlp": [8], "edge_eng_mlp": [8]}, PERIODIC, {"compute_stress": True}),
+    "allegro_periodic": ("allegro_model", {"env_embed_multiplicity": 4, "num_layers": 2, "max_ell": 1, "two_body_latent_mlp_latent_dimensions": [8], "latent_mlp_latent_dimensions": [8], "mlp_latent_dimensions": [8]}, PERIODIC, {"compute_stress": True}),
 }
 
 

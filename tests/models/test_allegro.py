@@ -25,9 +25,9 @@ from .contract import (
     small_config,
 )
 
-ARCH = {"num_tensor_features": 4, "num_layers": 2, "l_max": 2, "two_body_latent_mlp": [16, 16], "latent_mlp": [16], "edge_eng_mlp": [8]}
+ARCH = {"env_embed_multiplicity": 4, "num_layers": 2, "max_ell": 2, "two_body_latent_mlp_latent_dimensions": [16, 16], "latent_mlp_latent_dimensions": [16], "mlp_latent_dimensions": [8]}
 #: The architecture of the slow accuracy runs.
-LONG_ARCH = {"num_tensor_features": 16, "num_layers": 2, "l_max": 2, "two_body_latent_mlp": [64, 128], "latent_mlp": [128], "edge_eng_mlp": [64]}
+LONG_ARCH = {"env_embed_multiplicity": 16, "num_layers": 2, "max_ell": 2, "two_body_latent_mlp_latent_dimensions": [64, 128], "latent_mlp_latent_dimensions": [128], "mlp_latent_dimensions": [64]}
 
 
 def _per_atom_energies(model: AllegroModel, atoms: ase.Atoms, cutoff: float) -> torch.Tensor:
@@ -59,8 +59,8 @@ class TestAllegro(FamilyContract):
     model_class = AllegroModel
     arch = ARCH
     periodic_fields = {"per_layer_cutoffs": [4.0, 3.5, 3.0]}
-    learning_arch = {"num_tensor_features": 8, "num_layers": 2, "l_max": 1, "two_body_latent_mlp": [32, 64],
-                     "latent_mlp": [64], "edge_eng_mlp": [32]}
+    learning_arch = {"env_embed_multiplicity": 8, "num_layers": 2, "max_ell": 1, "two_body_latent_mlp_latent_dimensions": [32, 64],
+                     "latent_mlp_latent_dimensions": [64], "mlp_latent_dimensions": [32]}
     learning_epochs = 8
     learning_lr = 1e-2
     accuracy_runs = (
@@ -135,8 +135,8 @@ def test_config_names_the_wrong_field() -> None:
         AllegroModelConfig(num_layers=2, per_layer_cutoffs=[5.0, 4.0])
     with pytest.raises(ValueError, match="per_layer_cutoffs"):
         AllegroModelConfig(num_layers=1, per_layer_cutoffs=[5.0, 6.0], datamodule={"cut_off": 5.0})
-    with pytest.raises(ValueError, match="latent_mlp"):
-        AllegroModelConfig(two_body_latent_mlp=[32, 64], latent_mlp=[32])
+    with pytest.raises(ValueError, match="latent_mlp_latent_dimensions"):
+        AllegroModelConfig(two_body_latent_mlp_latent_dimensions=[32, 64], latent_mlp_latent_dimensions=[32])
 
 
 def test_reachable_by_name() -> None:

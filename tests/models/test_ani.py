@@ -33,19 +33,19 @@ class TestANI(FamilyContract):
     model_class = ANIModel
     arch = {"hidden_sizes": [32, 16]}
     molecule_extras = {"y_node_scalars": ["charges"]}
-    periodic_fields = {"preset": None}
+    periodic_fields = {"which_ani": None}
     learning_arch = {}
     learning_epochs = 4
     accuracy_runs = (
-        AccuracyRun("cu_emt", {"preset": None, "hidden_sizes": [64, 32]}, epochs=6, lr=5e-3, train=100,
+        AccuracyRun("cu_emt", {"which_ani": None, "hidden_sizes": [64, 32]}, epochs=6, lr=5e-3, train=100,
                     max_force_fraction=0.3, max_stress=0.015,
                     measured="seed 0, one thread, 4 s: forces 0.083 eV/Å (0.11 x zero-force), stress 0.003 eV/Å³"),
     )
 
     @classmethod
     def adapt(cls, config: dict[str, Any]) -> dict[str, Any]:
-        """Without ``preset=None`` the preset sets the cutoff, so the test config gives none."""
-        if config.get("preset", "ani1") is not None:
+        """Without ``which_ani=None`` the preset sets the cutoff, so the test config gives none."""
+        if config.get("which_ani", "ani1") is not None:
             del config["datamodule"]["cut_off"]  # the preset's radial cutoff
         return config
 
@@ -87,7 +87,7 @@ def test_aevs_match_torchani(name: str, tmp_path: Path) -> None:
     atoms = ase.Atoms(numbers=reference[f"{name}_numbers"], positions=reference[f"{name}_positions"],
                       cell=cell, pbc=bool(np.abs(cell).sum()))
     atoms.info["energy"] = 0.0
-    model = ANIModel(datamodule={"y_graph_scalars": ["energy"]}, preset=str(reference[f"{name}_preset"]),
+    model = ANIModel(datamodule={"y_graph_scalars": ["energy"]}, which_ani=str(reference[f"{name}_preset"]),
                      model_dtype="float64", hidden_sizes=[4], trainer={"default_root_dir": str(tmp_path)})
     aev = _aev_of(model.initialise([atoms]), atoms)
     np.testing.assert_allclose(aev, reference[f"{name}_aev"], atol=2e-6, rtol=0)
@@ -96,7 +96,7 @@ def test_aevs_match_torchani(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(("preset", "length", "cutoff"), [("ani1", 384, 5.2), ("ani2", 1008, 5.1)])
 def test_presets_have_the_published_aev_length(preset, length, cutoff, ethanol, tmp_path: Path) -> None:
     assert PRESETS[preset].aev_length() == length
-    model = ANIModel(datamodule=MOLECULE_TARGETS, compute_forces=True, preset=preset,
+    model = ANIModel(datamodule=MOLECULE_TARGETS, compute_forces=True, which_ani=preset,
                      trainer={"default_root_dir": str(tmp_path)}).initialise(ethanol[:4])
     network = model.module.network
     assert network.aev.length == length
@@ -111,30 +111,30 @@ def test_an_element_outside_the_preset_is_a_clear_error(ethanol, tmp_path: Path)
     thiol = ase.Atoms("CSH", positions=[[0, 0, 0], [1.8, 0, 0], [2.2, 1.2, 0]])
     thiol.info["energy"] = -1.0
     thiol.arrays["forces"] = np.zeros((3, 3))
-    model = ANIModel(datamodule=MOLECULE_TARGETS, compute_forces=True, preset="ani1",
+    model = ANIModel(datamodule=MOLECULE_TARGETS, compute_forces=True, which_ani="ani1",
                      trainer={"default_root_dir": str(tmp_path)})
     with pytest.raises(DataError, match=r"element S \(Z=16\) is not in the element mapping \['H', 'C', 'N', 'O'\]"):
         model.initialise([*ethanol[:3], thiol])
     with pytest.raises(ConfigError, match="differ from the elements of preset 'ani1'"):
-        ANIModel(datamodule={**MOLECULE_TARGETS, "elements": ["H", "C", "O", "S"]}, preset="ani1")
+        ANIModel(datamodule={**MOLECULE_TARGETS, "elements": ["H", "C", "O", "S"]}, which_ani="ani1")
     with pytest.raises(ConfigError, match=r"radial cutoff 5\.2 of preset 'ani1'"):
-        ANIModel(datamodule={**MOLECULE_TARGETS, "cut_off": 4.0}, preset="ani1")
+        ANIModel(datamodule={**MOLECULE_TARGETS, "cut_off": 4.0}, which_ani="ani1")
     with pytest.raises(ConfigError, match="fixes the AEV"):
         ANIModel(datamodule=MOLECULE_TARGETS, aev={"angular_cutoff": 3.0})
 
 
 def test_changing_the_preset_takes_its_cutoff_and_elements() -> None:
-    model = ANIModel(datamodule=MOLECULE_TARGETS, preset="ani2")
+    model = ANIModel(datamodule=MOLECULE_TARGETS, which_ani="ani2")
     assert model.config.datamodule.cut_off == 5.1
     assert model.config.datamodule.elements == list(PRESETS["ani2"].elements)
-    own = ANIModel(datamodule={**MOLECULE_TARGETS, "cut_off": 4.5}, preset=None, aev={"num_angle_sections": 4})
+    own = ANIModel(datamodule={**MOLECULE_TARGETS, "cut_off": 4.5}, which_ani=None, aev={"num_angle_sections": 4})
     assert own.config.datamodule.elements is None
     assert own.config.datamodule.cut_off == 4.5
 
 
 def test_own_elements_aev_and_sizes(ethanol, tmp_path: Path) -> None:
     model = ANIModel(datamodule={**MOLECULE_TARGETS, "elements": ["H", "C", "O"], "cut_off": 4.6},
-                     compute_forces=True, preset=None, aev={"num_radial_shifts": 8, "num_angle_sections": 4},
+                     compute_forces=True, which_ani=None, aev={"num_radial_shifts": 8, "num_angle_sections": 4},
                      hidden_sizes={"H": [8], "C": [16, 8], "O": [12]}, trainer={"default_root_dir": str(tmp_path)})
     network = model.initialise(ethanol[:4]).module.network
     assert network.aev.length == 3 * 8 + 6 * (4 * 4)
@@ -147,4 +147,4 @@ def test_per_element_sizes_need_their_elements() -> None:
     with pytest.raises(ConfigError, match="needs exactly the elements"):
         ANIModel(datamodule=MOLECULE_TARGETS, hidden_sizes={"H": [8], "C": [8]})
     with pytest.raises(ConfigError, match="needs the elements"):
-        ANIModel(datamodule=MOLECULE_TARGETS, preset=None, hidden_sizes={"Cu": [8]})
+        ANIModel(datamodule=MOLECULE_TARGETS, which_ani=None, hidden_sizes={"Cu": [8]})

@@ -48,7 +48,7 @@ from .contract import (
 
 FAMILIES: dict[str, tuple[type[PhysicsMLModel], dict[str, Any]]] = {
     "egnn": (EGNNModel, {"c_hidden": 16, "num_layers": 2, "num_rbf": 8}),
-    "painn": (PaiNNModel, {"num_features": 8, "num_radial": 8, "num_interactions": 2}),
+    "painn": (PaiNNModel, {"num_features": 8, "num_bessel": 8, "num_layers": 2}),
 }
 #: A break adds this (dimensionless, times the energy scale of about 1 eV) to per-atom energies:
 #: far above the checks' tolerances, small beside the perturbed models' own energies.

@@ -20,7 +20,7 @@ from .contract import (
     small_config,
 )
 
-ARCH = {"num_features": 8, "num_radial": 8, "num_interactions": 2}
+ARCH = {"num_features": 8, "num_bessel": 8, "num_layers": 2}
 
 
 class TestPaiNN(FamilyContract):
@@ -29,11 +29,11 @@ class TestPaiNN(FamilyContract):
 
     model_class = PaiNNModel
     arch = ARCH
-    learning_arch = {"num_features": 64, "num_radial": 16, "num_interactions": 3}
+    learning_arch = {"num_features": 64, "num_bessel": 16, "num_layers": 3}
     learning_epochs = 4
     learning_extras = {"y_graph_vector": "dipole"}
     accuracy_runs = (
-        AccuracyRun("cu_emt", {"num_features": 32, "num_radial": 16}, epochs=6, lr=5e-3, train=100,
+        AccuracyRun("cu_emt", {"num_features": 32, "num_bessel": 16}, epochs=6, lr=5e-3, train=100,
                     max_force_fraction=0.3, max_stress=0.015,
                     measured="seed 0, one thread, 9 s: forces 0.10 eV/Å (0.14 x zero-force), stress 0.008 eV/Å³"),
     )
@@ -65,12 +65,12 @@ def test_direct_node_vectors_rotate(ethanol, tmp_path: Path) -> None:
 
 def test_shared_filters_and_interactions_share_weights(ethanol, tmp_path: Path) -> None:
     def count(**options) -> int:
-        config = small_config(tmp_path, MOLECULE_TARGETS, num_features=8, num_radial=8, num_interactions=3, **options)
+        config = small_config(tmp_path, MOLECULE_TARGETS, num_features=8, num_bessel=8, num_layers=3, **options)
         network = PaiNNModel(config).initialise(ethanol[:4]).module.network
         return sum(p.numel() for p in network.parameters())
 
     separate = count()
-    filter_weights = 8 * 3 * 8 + 3 * 8  # Linear(num_radial, 3F)
+    filter_weights = 8 * 3 * 8 + 3 * 8  # Linear(num_bessel, 3F)
     assert count(shared_filters=True) == separate - 2 * filter_weights
     block_weights = (8 * 8 + 8 + 8 * 24 + 24) + (8 * 16 + 16 * 8 + 8 + 8 * 24 + 24)  # message + update
     assert count(shared_interactions=True) == separate - 2 * block_weights

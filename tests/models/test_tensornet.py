@@ -28,9 +28,9 @@ def _mirrored(atoms: ase.Atoms) -> ase.Atoms:
 
 class TestTensorNet(FamilyContract):
     model_class = TensorNetModel
-    arch = {"num_features": 8, "num_radial": 8, "num_layers": 2}
+    arch = {"num_features": 8, "num_radial": 8, "num_interaction_layers": 2}
     molecule_extras = {"y_node_scalars": ["charges"]}  # no dipole head
-    learning_arch = {"num_features": 32, "num_radial": 16, "num_layers": 2}
+    learning_arch = {"num_features": 32, "num_radial": 16, "num_interaction_layers": 2}
     learning_epochs = 4
     accuracy_runs = (
         AccuracyRun("cu_emt", {"num_features": 16, "num_radial": 16}, epochs=6, lr=5e-3, train=100,

@@ -87,7 +87,7 @@ def test_edge_scalars_are_standardised_like_node_and_graph_scalars(bond_labelled
 
 def test_energy_keeps_its_references_in_float64(ethanol, tmp_path: Path) -> None:
     model = PaiNNModel(datamodule={"y_graph_scalars": ["energy"], "y_node_vector": "forces", "cut_off": 4.0},
-                       compute_forces=True, trainer={"default_root_dir": str(tmp_path)}, num_features=8, num_interactions=1)
+                       compute_forces=True, trainer={"default_root_dir": str(tmp_path)}, num_features=8, num_layers=1)
     module = model.initialise(ethanol[:10]).module
     energy = module.energy_target
     assert isinstance(energy, Energy) and energy.element_energy.dtype == torch.float64
@@ -99,6 +99,6 @@ def test_energy_keeps_its_references_in_float64(ethanol, tmp_path: Path) -> None
 
 def test_calculator_offers_only_what_the_model_computes(ethanol, tmp_path: Path) -> None:
     config = {"datamodule": {"y_graph_scalars": ["energy"], "y_node_vector": "forces", "cut_off": 4.0},
-              "compute_forces": True, "trainer": {"default_root_dir": str(tmp_path)}, "num_features": 8, "num_interactions": 1}
+              "compute_forces": True, "trainer": {"default_root_dir": str(tmp_path)}, "num_features": 8, "num_layers": 1}
     calc = PaiNNModel(config).initialise(ethanol[:10]).to_ase_calculator()
     assert "forces" in calc.implemented_properties and "stress" not in calc.implemented_properties
