@@ -20,7 +20,7 @@ from torch_geometric.data import Batch, Data
 from .. import keys as K
 from ..config.datamodule import DataModuleConfig
 from ..errors import DataError
-from .neighbours import EdgeArrays
+from .neighbours import EdgeArrays, concatenated_ranges
 from .table import StructureTable
 
 __all__ = ["ElementMapping", "GraphBatcher", "pack_graphs"]
@@ -182,15 +182,6 @@ def _take_copy(array: np.ndarray, rows: _Rows) -> np.ndarray:
     return np.array(array[rows])
 
 
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + c)`` for every pair, without a Python loop."""
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.repeat(starts - np.cumsum(counts) + counts, counts)
-    return offsets + np.arange(total, dtype=np.int64)
-
-
 class GraphBatcher:
     """Turns packed arrays (in RAM or memory-mapped) into torch-geometric batches.
 
@@ -237,8 +228,8 @@ class GraphBatcher:
         n_atoms = atom_ptr[indices + 1] - a0
         e0 = edge_ptr[indices]
         n_edges = edge_ptr[indices + 1] - e0
-        atom_rows = _ranges(a0, n_atoms)
-        edge_rows = _ranges(e0, n_edges)
+        atom_rows = concatenated_ranges(a0, n_atoms)
+        edge_rows = concatenated_ranges(e0, n_edges)
         b = len(indices)
         node_start = np.zeros(b, dtype=np.int64)
         np.cumsum(n_atoms[:-1], out=node_start[1:])

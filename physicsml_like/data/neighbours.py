@@ -132,8 +132,11 @@ class EdgeArrays:
 _MOLECULES_PER_CALL = 512
 
 
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def concatenated_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + c)`` for every pair, without a Python loop."""
     total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
     offsets = np.repeat(starts - np.cumsum(counts) + counts, counts)
     return offsets + np.arange(total, dtype=np.int64)
 
@@ -148,7 +151,7 @@ def _molecule_edges(
         counts = atom_ptr[group + 1] - atom_ptr[group]
         starts = np.zeros(len(group), dtype=np.int64)
         np.cumsum(counts[:-1], out=starts[1:])
-        pos = positions[_ranges(atom_ptr[group], counts)]
+        pos = positions[concatenated_ranges(atom_ptr[group], counts)]
         owner = np.repeat(np.arange(len(group)), counts)
         lo = np.minimum.reduceat(pos, starts, axis=0)
         hi = np.maximum.reduceat(pos, starts, axis=0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import AEVConfig
+from .aev_config import AEVConfig
 
 __all__ = ["PRESETS", "ANIPreset"]
 
