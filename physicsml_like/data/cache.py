@@ -121,8 +121,10 @@ class CacheWriter:
 
     def abort(self) -> None:
         for handle in self._files.values():
-            if not handle.closed:
+            try:
                 handle.close()
+            except OSError:  # a full disk fails the final flush too; the folder goes anyway
+                pass
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ __all__ = [
     "new_model",
     "read_checkpoint",
     "read_saved_model",
+    "write_model_files",
 ]
 
 _log = get_logger(__name__)
@@ -77,6 +79,31 @@ def _sha256(path: Path) -> str:
 def checksums(folder: Path) -> dict[str, str]:
     """File name -> sha256 of the files of a saved model that ``metadata.json`` vouches for."""
     return {name: _sha256(folder / name) for name in _CHECKED}
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_model_files(
+    folder: Path,
+    weights: dict[str, torch.Tensor],
+    weights_metadata: dict[str, str],
+    config: dict[str, Any],
+    statistics: dict[str, Any],
+    metadata: dict[str, Any],
+) -> None:
+    """Write the four files of a saved model into ``folder``, each flushed to disk; the sha256
+    of the first three goes into ``metadata.json``. A full disk raises ``OSError`` (ENOSPC)."""
+    from safetensors.torch import save
+
+    _write_durably(folder / WEIGHTS, save(weights, metadata=weights_metadata))
+    _write_durably(folder / CONFIG, json.dumps(config, indent=1).encode())
+    _write_durably(folder / STATISTICS, json.dumps(statistics, indent=1).encode())
+    _write_durably(folder / METADATA, json.dumps({**metadata, CHECKSUM_FIELD: checksums(folder)}, indent=1).encode())
 
 
 def read_json(path: Path, required: Sequence[str] = ()) -> dict[str, Any]:

@@ -11,7 +11,6 @@ its network builder::
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -36,13 +35,12 @@ from .ema import EMALightningModule
 from .module import CHECKPOINT_KEY, VARIANCE_SUFFIX, AtomisticLightningModule
 from .ranks import on_rank_zero, report_failed_ranks_at_exit, single_device
 from .saved import (
-    CHECKSUM_FIELD,
     SavedModelError,
-    checksums,
     load_weights_into,
     new_model,
     read_checkpoint,
     read_saved_model,
+    write_model_files,
 )
 from .techniques import technique_for
 from .trainer import (
@@ -56,10 +54,6 @@ from .trainer import (
 __all__ = ["PhysicsMLModel", "load_model"]
 
 _log = get_logger(__name__)
-_WEIGHTS = "weights.safetensors"
-_CONFIG = "config.json"
-_STATISTICS = "statistics.json"
-_METADATA = "metadata.json"
 
 
 class PhysicsMLModel:
@@ -364,8 +358,6 @@ class PhysicsMLModel:
         return path
 
     def _write(self, path: Path) -> None:
-        from safetensors.torch import save_file
-
         module = self._require_module()
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_dead_leftovers(path.parent, hidden=True)  # of saves killed part-way
@@ -374,13 +366,10 @@ class PhysicsMLModel:
         try:
             description = module.describe()
             state = {k: v.detach().cpu().contiguous().clone() for k, v in module.inference_network().state_dict().items()}
-            save_file(state, str(tmp / _WEIGHTS), metadata={"version": __version__, "name": self.name})
-            (tmp / _CONFIG).write_text(json.dumps({"name": self.name, "config": description["config"]}, indent=1))
-            (tmp / _STATISTICS).write_text(json.dumps(description["statistics"], indent=1))
             meta = {k: description[k] for k in ("version", "element_mapping", "spec")}
             meta["name"] = self.name
-            meta[CHECKSUM_FIELD] = checksums(tmp)
-            (tmp / _METADATA).write_text(json.dumps(meta, indent=1))
+            config = {"name": self.name, "config": description["config"]}
+            write_model_files(tmp, state, {"version": __version__, "name": self.name}, config, description["statistics"], meta)
             if path.exists():
                 old = path.with_name(temporary_name(f".{path.name}", "old"))
                 path.rename(old)
