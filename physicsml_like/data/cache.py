@@ -12,6 +12,7 @@ with ``madvise(MADV_DONTNEED)``: resident memory then stays flat however large t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import mmap
@@ -121,10 +122,8 @@ class CacheWriter:
 
     def abort(self) -> None:
         for handle in self._files.values():
-            try:
+            with contextlib.suppress(OSError):  # a full disk fails the final flush; the folder goes anyway
                 handle.close()
-            except OSError:  # a full disk fails the final flush too; the folder goes anyway
-                pass
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

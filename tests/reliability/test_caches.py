@@ -18,7 +18,7 @@ from .common import run_script, start_script
 CONFIG = {"y_graph_scalars": ["energy"], "y_node_vector": "forces", "cut_off": 4.0}
 
 
-def _digest(arrays) -> str:  # noqa: ANN001
+def _digest(arrays) -> str:
     digest = hashlib.sha256()
     for name in sorted(arrays):
         digest.update(np.ascontiguousarray(arrays[name]).tobytes())

@@ -66,7 +66,7 @@ def _save_model(folder: Path) -> None:
     [(_write_checkpoint, "last.ckpt", True), (_write_cache, "key", False), (_save_model, "model", True)],
     ids=["checkpoint", "cache", "saved model"],
 )
-def test_the_next_writer_removes_only_dead_writers_leftovers(tmp_path: Path, writer, name: str, hidden: bool) -> None:  # noqa: ANN001
+def test_the_next_writer_removes_only_dead_writers_leftovers(tmp_path: Path, writer, name: str, hidden: bool) -> None:
     folder = tmp_path / "folder"
     planted = _plant(folder, name, hidden)
     writer(folder)

@@ -24,7 +24,7 @@ from tests.reliability.common import ethanol_split, tiny_fields  # noqa: E402
 
 
 class KillMidEpoch(L.Callback):
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.current_epoch == 2 and batch_idx == 2:
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -32,7 +32,7 @@ class KillMidEpoch(L.Callback):
 def kill_while_saving_last() -> None:
     save = torch.save
 
-    def saving(obj, f, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+    def saving(obj, f, *args, **kwargs):
         if isinstance(obj, dict) and obj.get("epoch") == 1 and ".last.ckpt.tmp-" in getattr(f, "name", ""):
             f.write(b"half a checkpoint")
             f.flush()
