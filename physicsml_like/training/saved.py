@@ -24,6 +24,7 @@ import torch
 from .._logging import get_logger
 from ..data.graphs import ElementMapping
 from ..data.statistics import DatasetStatistics
+from ..errors import SavedModelError
 from ..nn.graph import OutputSpec
 
 __all__ = [
@@ -50,22 +51,6 @@ METADATA = "metadata.json"
 CHECKSUM_FIELD = "sha256"
 # metadata.json cannot hold its own digest; every field of it is checked on reading instead
 _CHECKED = (WEIGHTS, CONFIG, STATISTICS)
-
-
-class SavedModelError(ValueError):
-    """A saved model or checkpoint that cannot be used. The message names the file (and field).
-
-    Attributes
-    ----------
-    file: the file at fault.
-    field: the field of that file at fault, when one is.
-    """
-
-    def __init__(self, file: Path, problem: str, *, field: str | None = None) -> None:
-        self.file = Path(file)
-        self.field = field
-        where = f"{file}, field {field!r}" if field else str(file)
-        super().__init__(f"{where}: {problem}")
 
 
 def _sha256(path: Path) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from physicsml_like import EGNNModel, load_model
-from physicsml_like.training.saved import SavedModelError
+from physicsml_like.errors import SavedModelError
 
 from .common import ethanol_split, tiny_fields
 
