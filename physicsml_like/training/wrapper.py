@@ -29,13 +29,13 @@ from ..config.model import ModelConfig
 from ..data.datamodule import GraphDataModule
 from ..data.graphs import ElementMapping
 from ..data.statistics import DatasetStatistics, with_energy_references
+from ..errors import SavedModelError
 from ..nn.graph import OutputSpec
 from ..targets import Target, output_spec
 from .ema import EMALightningModule
 from .module import CHECKPOINT_KEY, VARIANCE_SUFFIX, AtomisticLightningModule
 from .ranks import on_rank_zero, report_failed_ranks_at_exit, single_device
 from .saved import (
-    SavedModelError,
     load_weights_into,
     new_model,
     read_checkpoint,

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from physicsml_like import EGNNModel
-from physicsml_like.training import trainer as trainer_module
 from physicsml_like.errors import SavedModelError
+from physicsml_like.training import trainer as trainer_module
 from physicsml_like.training.trainer import AtomicCheckpointIO, build_trainer
 
 from .common import ethanol_split, run_script, tiny_fields
