@@ -15,6 +15,7 @@ _EXPORTS = {
     "DataModuleConfig": ".config.datamodule",
     "EnsembleModel": ".variants.ensemble",
     "GraphDataModule": ".data.datamodule",
+    "SavedModelError": ".errors",
     "PhysicsMLModel": ".training.wrapper",
     "available_models": ".training.registry",
     "load_from_dict": ".training.registry",

@@ -12,7 +12,12 @@
         save_to: models/egnn             # optional: where the trained model is saved
 
 ``physicsml-like predict MODEL_DIR DATA -o predictions.csv``
-    Predict with a saved model; ``.csv``, ``.parquet`` or ``.json`` by the output's suffix.
+    Predict with a saved model; ``.csv``, ``.parquet`` or ``.json`` by the output's suffix. It
+    writes the output file and nothing else (a model trained ``on_disk`` gets a temporary cache),
+    and checks that the output can be written before predicting.
+
+Errors in the input (a YAML syntax error, a bad config field, a damaged model folder, bad data)
+end in one line naming the file and the field, with exit code 2.
 
 ``physicsml-like demo``
     Train small models on bundled datasets (a couple of minutes on 2 CPU cores) and print the
@@ -23,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,15 +38,30 @@ from typing import Any
 import numpy as np
 
 _TRAIN_KEYS = {"name", "config", "train_data", "validation_data", "test_data", "ckpt_path", "save_to"}
+_OUTPUT_SUFFIXES = (".csv", ".parquet", ".json")
 
 
-def _train(args: argparse.Namespace) -> int:
+def _read_yaml(path: str) -> Any:
+    """The YAML document in ``path``; a syntax error names the file, line and column."""
     import yaml
 
     from .config.base import ConfigError
+
+    text = Path(path).read_text()
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}: YAML syntax error at {where}: {problem}") from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .config.base import ConfigError
     from .training.registry import load_from_dict
 
-    spec = yaml.safe_load(Path(args.config).read_text())
+    spec = _read_yaml(args.config)
     if not isinstance(spec, dict):
         raise ConfigError(f"{args.config}: expected a mapping with 'name', 'config' and 'train_data'")
     unknown = set(spec) - _TRAIN_KEYS
@@ -72,12 +94,36 @@ def _print_metrics(metrics: dict[str, float]) -> None:
         print(f"  {key:<{width}}  {metrics[key]:.5g}")
 
 
+def _check_output(out: Path) -> None:
+    """Fail before predicting, not after, when the output cannot be written."""
+    from .config.base import ConfigError
+
+    if out.suffix not in _OUTPUT_SUFFIXES:
+        raise ConfigError(f"-o {out}: the output's suffix must be one of {list(_OUTPUT_SUFFIXES)}")
+    if out.is_dir():
+        raise ConfigError(f"-o {out}: is a folder; give a file name")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"-o {out}: the folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise PermissionError(f"-o {out}: the folder {out.parent} is not writable")
+    if out.suffix == ".parquet":
+        import importlib.util
+
+        if not any(importlib.util.find_spec(engine) for engine in ("pyarrow", "fastparquet")):
+            raise ConfigError(f"-o {out}: writing parquet needs `pip install pyarrow`")
+
+
 def _predict(args: argparse.Namespace) -> int:
     from .training.wrapper import load_model
 
-    model = load_model(args.model_dir)
-    frame = model.predict(args.data, as_dataframe=True)
     out = Path(args.output)
+    _check_output(out)
+    model = load_model(args.model_dir)
+    # a model trained on_disk would build its cache in the saved config's cache_dir: predict
+    # writes only the output, so that cache lives in a temporary folder removed afterwards
+    with tempfile.TemporaryDirectory(prefix="physicsml_like_predict_") as cache:
+        on_disk = model.config.datamodule.pre_batch == "on_disk"
+        frame = model.predict(args.data, as_dataframe=True, datamodule_config={"cache_dir": cache} if on_disk else None)
     for column in frame.columns:
         if frame[column].dtype == object:  # per-atom arrays and vectors: JSON lists in the cell
             frame[column] = [json.dumps(np.asarray(v).tolist()) for v in frame[column]]
@@ -160,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError) as err:  # configuration and data errors: one clear line
+    except (ValueError, OSError) as err:  # configuration, data and file errors: one clear line
         print(f"error: {err}", file=sys.stderr)
         return 2
 

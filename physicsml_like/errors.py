@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .config.base import ConfigError
 
-__all__ = ["ConfigError", "DataError"]
+__all__ = ["ConfigError", "DataError", "SavedModelError"]
 
 
 class DataError(ValueError):
@@ -41,3 +43,19 @@ class DataError(ValueError):
             where.append(f"field {field!r}")
         prefix = ", ".join(where)
         super().__init__(f"{prefix}: {problem}" if prefix else problem)
+
+
+class SavedModelError(ValueError):
+    """A saved model or checkpoint that cannot be used. The message names the file (and field).
+
+    Attributes
+    ----------
+    file: the file at fault.
+    field: the field of that file at fault, when one is.
+    """
+
+    def __init__(self, file: Path, problem: str, *, field: str | None = None) -> None:
+        self.file = Path(file)
+        self.field = field
+        where = f"{file}, field {field!r}" if field else str(file)
+        super().__init__(f"{where}: {problem}")

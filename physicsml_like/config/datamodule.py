@@ -114,6 +114,14 @@ class DataModuleConfig(StrictConfig):
     """A 3x3 cell (rows are lattice vectors) for structures that carry none (all-zero cell)."""
     self_interaction: bool = False
     """Add an ``(i, i)`` edge with zero shift for every atom."""
+    max_neighbours_per_atom: float | None = Field(400.0, gt=0)
+    """Warn when the graphs have more neighbours per atom than this on average: a cutoff much
+    larger than meant, whose edges (and memory) grow with its cube. ``None``: no check."""
+    min_distance: float | None = Field(0.5, ge=0)
+    """Warn when two atoms are closer than this (Å): duplicated atoms, or positions in the wrong
+    units. ``None`` or 0: no check."""
+    input_checks: Literal["warn", "error"] = "warn"
+    """What the two checks above do: warn, or raise a ``DataError`` (before training starts)."""
 
     # table columns (DataFrame and dict inputs)
     atomic_numbers_col: str = "atomic_numbers"

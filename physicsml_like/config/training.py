@@ -90,6 +90,9 @@ class TrainerConfig(StrictConfig):
     """Synchronise batch norm statistics across devices."""
     reload_dataloaders_every_n_epochs: int = 0
     """Rebuild dataloaders every n epochs (0: never)."""
+    if_nothing_trained: Literal["warn", "error"] = "warn"
+    """What a ``train`` call that takes no optimiser step does (``max_epochs=0``, or resuming a
+    run that already reached ``max_epochs``): warn, or raise."""
 
 
 class CheckpointConfig(StrictConfig):

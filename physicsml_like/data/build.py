@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ..config.datamodule import DataModuleConfig
 from .cache import CACHE_FORMAT_VERSION, CacheWriter, MappedArrays, open_cache
+from .checks import InputChecks
 from .graphs import PTR_ARRAYS, pack_graphs
 from .neighbours import build_edges, warn_isolated_atoms
 from .sources import content_hash, describe_source, iter_tables, source_fingerprint
@@ -41,11 +42,13 @@ def graph_chunks(
     with_bonds = bool(config.bond_features or config.y_edge_scalars or config.y_edge_vector)
     source = describe_source(data)
     isolated, first_isolated = 0, -1
+    checks = InputChecks(config, source)
     # the bar appears only for work that takes more than a couple of seconds
     bar = tqdm(desc=f"graphs ({source})", unit=" structures", disable=not progress, delay=2.0, leave=False)
     try:
         for table in iter_tables(data, config, with_labels=with_labels, chunk_size=chunk_size):
             edges = build_edges(table, config.cut_off, config.self_interaction, with_bonds=with_bonds)
+            checks.add(table, edges)
             if edges.isolated_atoms and first_isolated < 0:
                 first_isolated = edges.first_isolated_frame
             isolated += edges.isolated_atoms

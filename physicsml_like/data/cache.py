@@ -3,8 +3,8 @@
 Layout: ``<cache_dir>/<key>/`` holds one raw binary file per packed array and ``manifest.json``
 (dtype, shape, byte size and checksum of each). The folder is written under a temporary name,
 every file is fsync'ed, the manifest is written last, and only then is the folder renamed to its
-key. A crash therefore leaves a ``*.tmp-*`` folder that is never read, and a cache that is found
-damaged (missing file, wrong size, wrong checksum, unreadable manifest) is removed and rebuilt.
+key. A crash therefore leaves a ``*.tmp-<host>-<pid>-*`` folder that is never read (and that the
+next build in the folder removes once its process is gone), and a cache that is found damaged (missing file, wrong size, wrong checksum, unreadable manifest) is removed and rebuilt.
 
 Reading uses ``mmap`` directly (not ``np.memmap``) so that pages already used can be handed back
 with ``madvise(MADV_DONTNEED)``: resident memory then stays flat however large the cache is.
@@ -12,17 +12,19 @@ with ``madvise(MADV_DONTNEED)``: resident memory then stays flat however large t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import mmap
 import os
 import shutil
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .._files import remove_dead_leftovers, temporary_name
 
 __all__ = ["CACHE_FORMAT_VERSION", "CacheWriter", "MappedArrays", "cache_is_valid", "open_cache"]
 
@@ -42,7 +44,9 @@ class CacheWriter:
     def __init__(self, cache_dir: Path, key: str, metadata: dict[str, Any] | None = None) -> None:
         self.final = cache_dir / key
         cache_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp = cache_dir / f"{key}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # builds killed earlier (kill -9, out of memory) could not delete their folders
+        remove_dead_leftovers(cache_dir, hidden=False)
+        self.tmp = cache_dir / temporary_name(key)
         self.tmp.mkdir()
         self.metadata = dict(metadata or {})
         self._files: dict[str, Any] = {}
@@ -118,7 +122,7 @@ class CacheWriter:
 
     def abort(self) -> None:
         for handle in self._files.values():
-            if not handle.closed:
+            with contextlib.suppress(OSError):  # a full disk fails the final flush; the folder goes anyway
                 handle.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 

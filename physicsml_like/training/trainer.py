@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import re
@@ -18,12 +19,16 @@ from lightning.pytorch.callbacks import (
     ModelCheckpoint,
 )
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from .._files import remove_dead_leftovers, temporary_name
 from ..config.base import ConfigError
 from ..config.model import ModelConfig
+from .saved import read_checkpoint
 
-__all__ = ["build_trainer", "find_last_checkpoint", "new_run_dir"]
+__all__ = ["AtomicCheckpointIO", "NewestLastCheckpoint", "build_trainer", "check_something_trained", "checkpoint_step", "find_last_checkpoint", "new_run_dir"]
 
 # Lightning's advice that does not apply here: our datamodule shards across ranks itself, and
 # workers are a choice left to the user on a 2-core machine
@@ -62,14 +67,26 @@ def quiet_lightning() -> None:
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints written to a temporary file in the same folder, flushed and renamed into place:
     a run killed while saving leaves the previous checkpoint intact, never a truncated file that
-    ``ckpt_path`` would try to resume from."""
+    ``ckpt_path`` would try to resume from (and the next save removes the dead run's temporary).
+
+    Reading always refuses pickled code (``weights_only=True``), whatever the caller asks and
+    whatever ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says: our checkpoints hold only tensors and
+    plain data, so a checkpoint that needs more is not one of ours and must not run.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._swept: set[Path] = set()
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError("storage_options are not supported for local checkpoints")
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        if target.parent not in self._swept:
+            remove_dead_leftovers(target.parent, hidden=True)
+            self._swept.add(target.parent)
+        tmp = target.with_name(temporary_name(f".{target.name}"))
         try:
             with open(tmp, "wb") as handle:
                 torch.save(checkpoint, handle)
@@ -79,6 +96,84 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         finally:
             if tmp.exists():
                 tmp.unlink()
+
+    def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return read_checkpoint(Path(path), map_location=map_location)
+
+
+class NewestLastCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``last.ckpt`` is rewritten at every checkpoint opportunity (each
+    epoch's end, or each validation), not only when a best checkpoint is saved too: once the
+    monitored metric stops improving, Lightning's own ``last.ckpt`` would keep an old epoch, and
+    ``ckpt_path="last"`` would retrain epochs already done."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_behind(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_behind(trainer)
+
+    def _save_last_if_behind(self, trainer: L.Trainer) -> None:
+        # skipped during sanity checks, outside fitting, and when this step was saved already
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class _HistoryWriter(ExperimentWriter):
+    """Lightning's CSV writer, starting from the rows of the run being resumed (Lightning's own
+    deletes ``metrics.csv`` when the folder is reused, losing the epochs before the restart)."""
+
+    def __init__(self, log_dir: str, history: list[dict[str, str]]) -> None:
+        self._history = history
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        super()._check_log_dir_exists()
+        if not self._history:
+            return
+        keys = sorted(set().union(*self._history))
+        with open(self.metrics_file_path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self._history)
+        self.metrics_keys = keys
+
+
+class ResumableCSVLogger(CSVLogger):
+    """``metrics.csv`` that keeps the rows logged before ``resume_step`` when a run is resumed."""
+
+    def __init__(self, *args: Any, resume_step: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._history = _history_before(Path(self.log_dir) / "metrics.csv", resume_step)
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _HistoryWriter(self.log_dir, self._history)
+        return self._experiment
+
+
+def _history_before(path: Path, step: int | None) -> list[dict[str, str]]:
+    """Rows of an existing ``metrics.csv`` logged before ``step`` (later rows are re-run)."""
+    if step is None or not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [row for row in rows if row.get("step", "").isdigit() and int(row["step"]) < step]
+
+
+def checkpoint_step(checkpoint: dict[str, Any]) -> int:
+    """The logger's step a checkpoint was taken at (what its metrics rows are numbered by)."""
+    try:
+        return int(checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
+    except (KeyError, TypeError):
+        return int(checkpoint.get("global_step", 0))
 
 
 def _launched_rank() -> bool:
@@ -93,6 +188,8 @@ def new_run_dir(root: str | Path, name: str) -> Path:
     """
     base = Path(root) / name
     base.mkdir(parents=True, exist_ok=True)
+    for checkpoints in base.glob("version_*/checkpoints"):  # runs killed while checkpointing
+        remove_dead_leftovers(checkpoints, hidden=True)
     taken = [int(m.group(1)) for p in base.iterdir() if (m := re.fullmatch(r"version_(\d+)", p.name))]
     if taken and _launched_rank():
         return base / f"version_{max(taken)}"
@@ -109,6 +206,24 @@ def find_last_checkpoint(root: str | Path, name: str) -> Path:
     return candidates[-1]
 
 
+def check_something_trained(config: ModelConfig, trainer: L.Trainer, checkpoint: dict[str, Any], resume: Path | None) -> None:
+    """Warn, or raise with ``trainer.if_nothing_trained="error"``, when a fit took no optimiser
+    step: the model would be saved and used as if trained."""
+    start = int(checkpoint.get("global_step", 0))
+    if trainer.global_step > start:
+        return
+    t = config.trainer
+    limits = f"trainer.max_epochs={t.max_epochs}, trainer.max_steps={t.max_steps}"
+    if resume is not None:
+        reason = f"{resume} is already at epoch {checkpoint.get('epoch')} (step {start}) and {limits}"
+    else:
+        reason = f"{limits}, {trainer.num_training_batches} training batches per epoch"
+    message = f"nothing was trained: 0 optimiser steps ({reason}); the weights are unchanged"
+    if t.if_nothing_trained == "error":
+        raise ConfigError(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
 def _monitor(requested: str | None, has_validation: bool, field: str) -> str:
     if requested is None:
         return "val/loss" if has_validation else "train/loss"
@@ -117,11 +232,11 @@ def _monitor(requested: str | None, has_validation: bool, field: str) -> str:
     return requested
 
 
-def _loggers(config: ModelConfig, run_dir: Path) -> list[Logger]:
+def _loggers(config: ModelConfig, run_dir: Path, resume_step: int | None) -> list[Logger]:
     out: list[Logger] = []
     for logger in config.loggers:
         if logger.name == "csv":
-            out.append(CSVLogger(save_dir=str(run_dir), name="", version="", **logger.config))
+            out.append(ResumableCSVLogger(save_dir=str(run_dir), name="", version="", resume_step=resume_step, **logger.config))
         elif logger.name == "tensorboard":
             try:
                 from lightning.pytorch.loggers import TensorBoardLogger
@@ -146,12 +261,14 @@ def build_trainer(
     has_validation: bool,
     callbacks: list[Callback] | None = None,
     for_fitting: bool = True,
+    resume_step: int | None = None,
 ) -> L.Trainer:
     """A Trainer for a config. For fitting it checkpoints into ``run_dir/checkpoints`` and logs
-    into ``run_dir``; otherwise (predict/test) it writes nothing."""
+    into ``run_dir`` (keeping the log rows before ``resume_step`` of a resumed run); otherwise
+    (predict/test) it writes nothing."""
     quiet_lightning()
     t = config.trainer
-    kwargs: dict[str, Any] = t.model_dump(exclude={"default_root_dir"})
+    kwargs: dict[str, Any] = t.model_dump(exclude={"default_root_dir", "if_nothing_trained"})
     kwargs = {k: v for k, v in kwargs.items() if v is not None or k in {"max_epochs"}}
     # forces are derivatives: evaluation must be able to build a graph
     kwargs["inference_mode"] = False
@@ -164,12 +281,12 @@ def build_trainer(
     all_callbacks: list[Callback] = list(callbacks or [])
     if not for_fitting:
         return L.Trainer(**kwargs, default_root_dir=str(run_dir), logger=False, enable_checkpointing=False, callbacks=all_callbacks)
-    loggers = _loggers(config, run_dir)
+    loggers = _loggers(config, run_dir, resume_step)
     ck = config.checkpoint
     if ck.enabled:
         monitor = _monitor(ck.monitor, has_validation, "checkpoint.monitor")
         all_callbacks.append(
-            ModelCheckpoint(
+            NewestLastCheckpoint(
                 dirpath=ck.dirpath or str(run_dir / "checkpoints"),
                 filename="best-{epoch}-{step}",
                 monitor=monitor,

@@ -11,19 +11,17 @@ its network builder::
 
 from __future__ import annotations
 
-import json
 import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import lightning as L
 import numpy as np
-import torch
 from torch import nn
 
 from .. import keys as K
+from .._files import remove_dead_leftovers, temporary_name
 from .._logging import get_logger
 from .._version import __version__
 from ..config.base import ConfigError, StrictConfig
@@ -31,6 +29,7 @@ from ..config.model import ModelConfig
 from ..data.datamodule import GraphDataModule
 from ..data.graphs import ElementMapping
 from ..data.statistics import DatasetStatistics, with_energy_references
+from ..errors import SavedModelError
 from ..nn.adapters import insert_adapters
 from ..nn.graph import OutputSpec
 from ..targets import Target, output_spec
@@ -38,17 +37,26 @@ from .ema import EMALightningModule
 from .extensions import engine, saved_format_loader
 from .finetune import copy_matching_weights, refit_references, set_trainable
 from .module import CHECKPOINT_KEY, VARIANCE_SUFFIX, AtomisticLightningModule
-from .registry import get_model_class
+from .ranks import on_rank_zero, report_failed_ranks_at_exit, single_device
+from .saved import (
+    load_weights_into,
+    new_model,
+    read_checkpoint,
+    read_saved_model,
+    write_model_files,
+)
 from .techniques import technique_for
-from .trainer import build_trainer, find_last_checkpoint, new_run_dir
+from .trainer import (
+    build_trainer,
+    check_something_trained,
+    checkpoint_step,
+    find_last_checkpoint,
+    new_run_dir,
+)
 
 __all__ = ["PhysicsMLModel", "load_model"]
 
 _log = get_logger(__name__)
-_WEIGHTS = "weights.safetensors"
-_CONFIG = "config.json"
-_STATISTICS = "statistics.json"
-_METADATA = "metadata.json"
 
 
 class PhysicsMLModel:
@@ -183,9 +191,12 @@ class PhysicsMLModel:
             run_dir = resume.parent.parent
         else:
             run_dir = new_run_dir(config.trainer.default_root_dir, self.name)
-        trainer = build_trainer(config, run_dir, has_validation=has_validation)
+        checkpoint = read_checkpoint(resume) if resume is not None else {}
+        trainer = build_trainer(config, run_dir, has_validation=has_validation, resume_step=checkpoint_step(checkpoint) if resume else None)
         trainer.fit(self.module, datamodule=dm, ckpt_path=str(resume) if resume else None)
+        report_failed_ranks_at_exit(trainer)
         self.trainer, self.run_dir = trainer, run_dir
+        check_something_trained(config, trainer, checkpoint, resume)
 
     def _fine_tune(self, config: ModelConfig, train_data: Any, validation_data: Any) -> Self:
         """Start from ``config.transfer_learning.pretrained`` and train its stages in turn."""
@@ -297,7 +308,8 @@ class PhysicsMLModel:
                 "uncertainty='mean_var', or use an EnsembleModel"
             )
         config = self._call_config(
-            trainer={"devices": 1, "strategy": "auto", "num_nodes": 1, "enable_progress_bar": False, **(trainer_config or {})},
+            trainer={"devices": single_device(self.config.trainer.accelerator), "strategy": "auto", "num_nodes": 1,
+                     "enable_progress_bar": False, **(trainer_config or {})},
             datamodule=datamodule_config,
         )
         dm = self._datamodule(config, predict_data=data)
@@ -317,7 +329,8 @@ class PhysicsMLModel:
     def test(self, data: Any, *, trainer_config: dict[str, Any] | None = None) -> dict[str, float]:
         """Metrics (``test/<target>_mae`` ...) on labelled ``data``."""
         module = self._require_module()
-        config = self._call_config(trainer={"devices": 1, "strategy": "auto", "enable_progress_bar": False, **(trainer_config or {})})
+        config = self._call_config(trainer={"devices": single_device(self.config.trainer.accelerator), "strategy": "auto",
+                                            "num_nodes": 1, "enable_progress_bar": False, **(trainer_config or {})})
         dm = self._datamodule(config, test_data=data)
         dm.setup("test")
         trainer = build_trainer(config, Path(config.trainer.default_root_dir), has_validation=False, for_fitting=False)
@@ -334,25 +347,28 @@ class PhysicsMLModel:
         """Write the model to a folder: ``config.json``, ``weights.safetensors`` (inference
         weights: the EMA average when EMA is on), ``statistics.json`` and ``metadata.json``
         (element mapping, output heads, package version). Written to a temporary folder first
-        and renamed, so an interrupted save never leaves a folder that loads."""
-        from safetensors.torch import save_file
-
-        module = self._require_module()
+        and renamed, so an interrupted save never leaves a folder that loads; ``metadata.json``
+        holds the sha256 of the other files, checked on loading. Under DDP, rank 0 writes and the
+        other ranks wait until the folder is in place."""
         path = Path(path)
+        on_rank_zero(f"save {path.resolve()}", lambda: self._write(path))
+        return path
+
+    def _write(self, path: Path) -> None:
+        module = self._require_module()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+        remove_dead_leftovers(path.parent, hidden=True)  # of saves killed part-way
+        tmp = path.with_name(temporary_name(f".{path.name}"))
         tmp.mkdir()
         try:
             description = module.describe()
             state = {k: v.detach().cpu().contiguous().clone() for k, v in module.inference_network().state_dict().items()}
-            save_file(state, str(tmp / _WEIGHTS), metadata={"version": __version__, "name": self.name})
-            (tmp / _CONFIG).write_text(json.dumps({"name": self.name, "config": description["config"]}, indent=1))
-            (tmp / _STATISTICS).write_text(json.dumps(description["statistics"], indent=1))
             meta = {k: description[k] for k in ("version", "element_mapping", "spec")}
             meta["name"] = self.name
-            (tmp / _METADATA).write_text(json.dumps(meta, indent=1))
+            config = {"name": self.name, "config": description["config"]}
+            write_model_files(tmp, state, {"version": __version__, "name": self.name}, config, description["statistics"], meta)
             if path.exists():
-                old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+                old = path.with_name(temporary_name(f".{path.name}", "old"))
                 path.rename(old)
                 tmp.rename(path)
                 shutil.rmtree(old, ignore_errors=True)
@@ -361,7 +377,6 @@ class PhysicsMLModel:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return path
 
     def _module_from_description(self, description: dict[str, Any], config: ModelConfig | None = None) -> AtomisticLightningModule:
         statistics = DatasetStatistics.from_dict(description["statistics"])
@@ -377,25 +392,16 @@ class PhysicsMLModel:
 
 def load_model(path: str | Path) -> Any:
     """Rebuild a saved model (or ensemble): the family from ``config.json``, weights from
-    safetensors (no pickled code runs). It predicts exactly as the saved one did."""
-    from safetensors.torch import load_file
-
+    safetensors (no pickled code runs). It predicts exactly as the saved one did. A damaged or
+    edited folder is refused with a :class:`SavedModelError` naming the file and the field."""
     path = Path(path)
     loader = saved_format_loader(path)  # an ensemble's folder, say (see training.extensions)
     if loader is not None:
         return loader(path)
-    if not (path / _CONFIG).exists():
-        raise FileNotFoundError(f"no saved model in {path} (missing {_CONFIG})")
-    spec = json.loads((path / _CONFIG).read_text())
-    meta = json.loads((path / _METADATA).read_text())
-    model = get_model_class(spec["name"])(spec["config"])
-    description = {
-        "statistics": json.loads((path / _STATISTICS).read_text()),
-        "element_mapping": meta["element_mapping"],
-        "spec": meta["spec"],
-    }
-    module = model._module_from_description(description)
-    module.network.load_state_dict(load_file(str(path / _WEIGHTS)))
+    saved = read_saved_model(path)
+    model = new_model(saved)
+    module = model._module_from_description(saved.description())
+    load_weights_into(module.network, saved)
     if isinstance(module, EMALightningModule):
         module.ema_network.module.load_state_dict(module.network.state_dict())
     model.module = module
@@ -403,9 +409,9 @@ def load_model(path: str | Path) -> Any:
 
 
 def _checkpoint_metadata(path: Path) -> dict[str, Any]:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(path)
     if CHECKPOINT_KEY not in checkpoint:
-        raise ValueError(f"{path} is not a checkpoint of this package (no {CHECKPOINT_KEY!r} entry)")
+        raise SavedModelError(path, "not a checkpoint of this package", field=CHECKPOINT_KEY)
     return checkpoint[CHECKPOINT_KEY]
 
 
