@@ -116,6 +116,7 @@ def test_stages_freeze_what_they_name(tmp_path: Path, pretrained: Path, ethanol)
     assert not torch.equal(before["embedding.weight"], two.module.network.state_dict()["embedding.weight"])
 
 
+@pytest.mark.filterwarnings("ignore:nothing was trained")  # 0-epoch stages on purpose: the start is compared
 @pytest.mark.parametrize("adapter", ["ssf", "bottleneck"])
 def test_adapters_start_at_the_pretrained_model_and_train_alone(tmp_path: Path, pretrained: Path, ethanol, adapter: str) -> None:
     arch = {"c_hidden": 32, "num_rbf": 16}
@@ -138,6 +139,7 @@ def test_adapters_start_at_the_pretrained_model_and_train_alone(tmp_path: Path, 
     np.testing.assert_array_equal(load_model(path).predict(ethanol[:3])["energy"], model.predict(ethanol[:3])["energy"])
 
 
+@pytest.mark.filterwarnings("ignore:nothing was trained")  # 0-epoch stages on purpose: the start is compared
 def test_sub_modules_mapped_by_name_into_a_model_with_a_new_head(tmp_path: Path, pretrained: Path, ethanol) -> None:
     arch = {"c_hidden": 32, "num_rbf": 16}
     model = EGNNModel(tiny_egnn(tmp_path, **arch, datamodule={"y_node_scalars": ["charges"]},
