@@ -1,4 +1,11 @@
-"""Neighbour lists with matscipy, one structure at a time with that structure's own cell and pbc.
+"""Neighbour lists, one structure at a time with that structure's own cell and pbc.
+
+Structures with any periodic direction (bulk, slabs, wires) go to vesin, which takes the
+periodicity per direction and was 1.6-1.8x faster than matscipy on the bundled 108-atom copper
+cells (275 against 446 µs a call, cutoff 5 Å), with exactly the same edges and shifts (tested on
+bulk, triclinic, slab, wire, flat-cell and unwrapped structures). Molecules stay with matscipy:
+there one call covers 512 molecules placed on a grid (below), which ran at 181,000 ethanol
+frames/s against 155,000 with vesin, and a single molecule costs 20 µs against 30.
 
 matscipy needs an invertible cell even along non-periodic directions (it uses the cell for
 binning only). For those directions we substitute a box vector orthogonal to the periodic ones,
@@ -15,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from matscipy.neighbours import neighbour_list as _matscipy_neighbour_list
+from vesin import NeighborList as _VesinNeighbourList
 
 from .table import StructureTable
 
@@ -80,8 +88,11 @@ def neighbour_list(
     ``i`` and ``j`` as ``[E]`` int64 arrays and ``S`` as ``[E, 3]`` int64.
     """
     pbc = np.asarray(pbc, dtype=bool)
-    pos, binning_cell = _binning_frame(positions, cell, pbc, cutoff)
-    i, j, shifts = _matscipy_neighbour_list("ijS", positions=pos, cell=binning_cell, pbc=pbc, cutoff=cutoff)
+    if pbc.any():
+        i, j, shifts = _periodic_pairs(positions, cell, pbc, cutoff)
+    else:
+        pos, binning_cell = _binning_frame(positions, cell, pbc, cutoff)
+        i, j, shifts = _matscipy_neighbour_list("ijS", positions=pos, cell=binning_cell, pbc=pbc, cutoff=cutoff)
     if self_interaction:
         n = len(positions)
         arange = np.arange(n)
@@ -89,6 +100,22 @@ def neighbour_list(
         j = np.concatenate([j, arange])
         shifts = np.concatenate([shifts, np.zeros((n, 3), dtype=shifts.dtype)])
     return i, j, shifts
+
+
+def _periodic_pairs(
+    positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """vesin's full list, with the edges of one centre atom together as matscipy gives them
+    (vesin does already; the order is checked, not assumed, since the scatter sums over
+    neighbours rely on it for memory locality)."""
+    searcher = _VesinNeighbourList(cutoff=cutoff, full_list=True)
+    i, j, shifts = searcher.compute(
+        np.ascontiguousarray(positions, dtype=np.float64), np.asarray(cell, dtype=np.float64), pbc, quantities="ijS"
+    )
+    if len(i) > 1 and np.any(np.diff(i) < 0):
+        order = np.argsort(i, kind="stable")
+        i, j, shifts = i[order], j[order], shifts[order]
+    return i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)
 
 
 def warn_isolated_atoms(count: int, first_frame: int, cutoff: float, source: str) -> None:

@@ -121,3 +121,11 @@ def test_molecules_and_crystals_mixed_in_one_dataset(ethanol, cu_frames, cu_slab
     _assert_table_matches_ase(frames, cutoff=3.0)
     edges = build_edges(read_table(frames, DataModuleConfig(), with_labels=False), 3.0)
     assert edges.isolated_atoms == 2 and edges.first_isolated_frame == 2
+
+
+def test_periodic_edges_come_grouped_by_centre_atom(cu_frames: list[ase.Atoms], cu_slab: list[ase.Atoms]) -> None:
+    """Periodic structures (vesin) give the edges of each centre atom together, as molecules
+    (matscipy) do."""
+    for atoms in (cu_frames[0], cu_slab[0]):
+        i, _, _ = neighbour_list(atoms.positions, atoms.cell.array, atoms.pbc, 4.5)
+        assert len(i) > 100 and np.all(np.diff(i) >= 0)
