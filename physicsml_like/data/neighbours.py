@@ -106,16 +106,17 @@ def _periodic_pairs(
     positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """vesin's full list, with the edges of one centre atom together as matscipy gives them
-    (vesin does already; the order is checked, not assumed, since the scatter sums over
-    neighbours rely on it for memory locality)."""
+    (vesin's own order is not always that: on the bundled slab it is not), so that the scatter
+    sums over neighbours stay local in memory."""
     searcher = _VesinNeighbourList(cutoff=cutoff, full_list=True)
     i, j, shifts = searcher.compute(
         np.ascontiguousarray(positions, dtype=np.float64), np.asarray(cell, dtype=np.float64), pbc, quantities="ijS"
     )
+    i, j, shifts = i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)  # vesin's are unsigned
     if len(i) > 1 and np.any(np.diff(i) < 0):
         order = np.argsort(i, kind="stable")
         i, j, shifts = i[order], j[order], shifts[order]
-    return i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)
+    return i, j, shifts
 
 
 def warn_isolated_atoms(count: int, first_frame: int, cutoff: float, source: str) -> None:
