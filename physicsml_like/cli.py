@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -73,20 +72,12 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from .data.tables_io import write_frame
     from .training.wrapper import load_model
 
     model = load_model(args.model_dir)
     frame = model.predict(args.data, as_dataframe=True)
-    out = Path(args.output)
-    for column in frame.columns:
-        if frame[column].dtype == object:  # per-atom arrays and vectors: JSON lists in the cell
-            frame[column] = [json.dumps(np.asarray(v).tolist()) for v in frame[column]]
-    if out.suffix == ".parquet":
-        frame.to_parquet(out)
-    elif out.suffix == ".json":
-        frame.to_json(out, orient="records", lines=False)
-    else:
-        frame.to_csv(out, index=False)
+    out = write_frame(frame, args.output)  # per-atom arrays and vectors: lists in the cells
     print(f"{len(frame)} predictions written to {out}")
     return 0
 
