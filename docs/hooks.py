@@ -5,6 +5,8 @@ the model's fields (name, type, default, description from the field's docstring)
 inherited from ``ModelConfig`` are left out of family tables with ``own_fields_only=True``
 (the default for family configs), since the shared sections have their own page.
 
+Sphinx roles left in docstrings (``:meth:`save```) render as inline code, not as raw text.
+
 ``{{ benchmark_results("families.md") }}`` inserts a committed results file of
 ``benchmarks/results/`` (its headings moved one level down), so the numbers live in one file.
 """
@@ -71,6 +73,13 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
         return config_table(match.group(1), None if own is None else own == "True")
 
     return _RESULTS_CALL.sub(lambda match: benchmark_results(match.group(1)), _CALL.sub(replace, markdown))
+
+
+_ROLE = re.compile(r":(?:meth|class|func|attr|mod|data|exc|obj):(?=<code>)")
+
+
+def on_page_content(html: str, **kwargs: Any) -> str:
+    return _ROLE.sub("", html)
 
 
 def benchmark_results(name: str) -> str:

@@ -22,10 +22,20 @@ def _flat(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape(-1)
 
 
-def parity_plot(labels: Any, predictions: Any, name: str = "", unit: str | None = None, ax: Any = None) -> Any:
-    """Predicted against true values with the identity line; MAE and RMSE in the legend.
+def parity_plot(
+    labels: Any,
+    predictions: Any,
+    name: str = "",
+    unit: str | None = None,
+    ax: Any = None,
+    atoms_per_structure: Any = None,
+) -> Any:
+    """Predicted against true values with the identity line, on equal axes; the title gives
+    the MAE and the number of points, the legend the MAE and RMSE.
 
     ``labels`` and ``predictions`` may be arrays or lists of per-structure arrays (flattened).
+    With ``atoms_per_structure``, structure values (energies) are divided by the atom count, so
+    structures of different sizes compare: the name and unit become per atom.
     """
     import matplotlib.pyplot as plt
 
@@ -33,17 +43,28 @@ def parity_plot(labels: Any, predictions: Any, name: str = "", unit: str | None 
     if y.shape != p.shape:
         raise ValueError(f"{name or 'values'}: {y.size} labels but {p.size} predictions")
     unit = unit if unit is not None else _UNITS.get(name, "")
+    if atoms_per_structure is not None:
+        counts = np.asarray(atoms_per_structure, dtype=np.float64).reshape(-1)
+        if counts.shape != y.shape:
+            raise ValueError(f"{name or 'values'}: {y.size} values but {counts.size} atom counts")
+        y, p = y / counts, p / counts
+        name, unit = f"{name} per atom".strip(), f"{unit}/atom" if unit else "per atom"
     figure = None
     if ax is None:
-        figure, ax = plt.subplots(figsize=(4.2, 4))
+        figure, ax = plt.subplots(figsize=(4.2, 4.2))
     mae = float(np.mean(np.abs(p - y)))
     rmse = float(np.sqrt(np.mean((p - y) ** 2)))
     suffix = f" {unit}" if unit else ""
     ax.scatter(y, p, s=6, alpha=0.6, label=f"MAE {mae:.3g}{suffix}\nRMSE {rmse:.3g}{suffix}")
     lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
-    ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+    pad = 0.04 * (hi - lo) or 1e-9
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="black", lw=0.8)
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_aspect("equal", adjustable="box")
     ax.set_xlabel(f"true {name} ({unit})" if unit else f"true {name}")
     ax.set_ylabel(f"predicted {name} ({unit})" if unit else f"predicted {name}")
+    ax.set_title(f"{name}: MAE {mae:.3g}{suffix}, n = {y.size}")
     ax.legend(loc="upper left", frameon=False)
     return figure if figure is not None else ax.figure
 
@@ -59,15 +80,17 @@ def parity_plots(model: Any, data: Any, targets: Sequence[str] | None = None) ->
     names = list(targets) if targets is not None else list(kinds)
     table = read_table(data, config.datamodule)
     predictions = model.predict(data)
-    figure, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4), squeeze=False)
+    figure, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.4), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
+        per_atom = None
         if name in table.graph_labels:
             labels: Any = table.graph_labels[name]
+            per_atom = table.atoms_per_structure if kinds[name] == "energy" else None
         elif name in table.node_labels:
             labels = table.node_labels[name]
         else:
             raise KeyError(f"no labels for {name!r} in the data")
-        parity_plot(labels, predictions[name], name=name, ax=ax)
+        parity_plot(labels, predictions[name], name=name, ax=ax, atoms_per_structure=per_atom)
     figure.tight_layout()
     return figure
 
@@ -96,6 +119,7 @@ def learning_curves(run: Any, metrics: Sequence[str] | None = None, log_scale: b
     every MAE logged for validation (or training, without validation).
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     frame = read_metrics(run)
     if metrics is None:
@@ -109,12 +133,23 @@ def learning_curves(run: Any, metrics: Sequence[str] | None = None, log_scale: b
                 rows = frame[["epoch", column]].dropna()
                 ax.plot(rows["epoch"], rows[column], marker="o", ms=3, label=split)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(_metric_label(name))
         if log_scale:
             ax.set_yscale("log")
         ax.legend(frameon=False)
     figure.tight_layout()
     return figure
+
+
+def _metric_label(name: str) -> str:
+    """``forces_mae`` -> ``forces MAE (eV/Å)``; the loss has no unit (a weighted sum)."""
+    target, _, statistic = name.rpartition("_")
+    if statistic not in ("mae", "rmse"):
+        return name
+    unit = "eV/atom" if target == "energy_per_atom" else _UNITS.get(target, "")
+    label = f"{target.replace('_', ' ')} {statistic.upper()}"
+    return f"{label} ({unit})" if unit else label
 
 
 def error_distribution(labels: Any, predictions: Any, name: str = "", unit: str | None = None, bins: int = 50) -> Any:

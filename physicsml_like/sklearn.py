@@ -16,6 +16,9 @@ Examples
 
 from __future__ import annotations
 
+import difflib
+import shutil
+import tempfile
 from typing import Any, Self
 
 import ase
@@ -23,14 +26,32 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
 
+from .config.base import ConfigError
 from .config.datamodule import ConformerConfig
 from .data import molecules
-from .training.registry import get_model_class
+from .training.registry import available_models, get_model_class
 
 __all__ = ["PhysicsMLRegressor", "SmilesToAtoms"]
 
 _PER_ATOM_RESULTS = {"forces", "charges", "magmoms", "energies", "stresses"}
-_OWN_PARAMETERS = ("model", "target", "forces")
+_OWN_PARAMETERS = ("model", "target", "forces", "run_dir")
+
+
+def _check_hyperparameter_names(model: Any, names: list[str]) -> None:
+    """Reject keywords that are no field of the family's config, with a "did you mean".
+
+    Only the *names* are checked, never the values (scikit-learn's rule: values are validated
+    at ``fit``). An unknown family is left to ``fit`` too, which names it.
+    """
+    if not isinstance(model, str) or model not in available_models():
+        return
+    config_class = get_model_class(model).config_class
+    valid = set(config_class.model_fields) | set(config_class.all_renamed_fields())
+    for name in names:
+        if name not in valid:
+            close = difflib.get_close_matches(name, sorted(valid | set(_OWN_PARAMETERS)), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"PhysicsMLRegressor: {name!r} is not a parameter of {model!r}{hint}")
 
 
 def _labels_off_calculator(atoms: ase.Atoms) -> ase.Atoms:
@@ -43,6 +64,15 @@ def _labels_off_calculator(atoms: ase.Atoms) -> ase.Atoms:
         else:
             copy.info[key] = value
     return copy
+
+
+def _check_structures(X: Any) -> None:
+    """A numeric matrix is no set of structures: say what ``X`` may be instead of failing deep inside."""
+    if isinstance(X, np.ndarray) and X.dtype.kind in "biufc":
+        raise ValueError(
+            f"X is a numeric array of shape {X.shape}; PhysicsMLRegressor takes structures: a list "
+            "of ase.Atoms, a data file path, or a DataFrame of SMILES or coordinates"
+        )
 
 
 class SmilesToAtoms(TransformerMixin, BaseEstimator):
@@ -85,8 +115,12 @@ class PhysicsMLRegressor(RegressorMixin, BaseEstimator):
     target: the label to learn and predict (a graph scalar, e.g. ``"energy"`` or ``"homo"``).
     forces: also train on forces (labels named ``forces`` on the structures) with the energy as
         target; predictions stay the target values.
+    run_dir: folder for the training runs (checkpoints, ``metrics.csv``). ``None``: a temporary
+        folder removed after ``fit`` (the trained weights stay in memory), unless
+        ``trainer={"default_root_dir": ...}`` names one.
     **hyperparameters: any field of the family's config (``c_hidden=64``,
-        ``trainer={"max_epochs": 50}``, ``datamodule={"cut_off": 4.5}``, ...).
+        ``trainer={"max_epochs": 50}``, ``datamodule={"cut_off": 4.5}``, ...). A name that is no
+        field of the family raises at once (here, in ``set_params`` and so in ``clone``).
 
     Notes
     -----
@@ -94,10 +128,21 @@ class PhysicsMLRegressor(RegressorMixin, BaseEstimator):
     is optional when the labels travel with ``X``.
     """
 
-    def __init__(self, model: str = "egnn_model", target: str = "energy", forces: bool = False, **hyperparameters: Any) -> None:
+    def __init__(
+        self,
+        model: str = "egnn_model",
+        target: str = "energy",
+        forces: bool = False,
+        run_dir: str | None = None,
+        **hyperparameters: Any,
+    ) -> None:
+        # the signature cannot list the family's fields, so their names are checked here
+        # (clone rebuilds through __init__); values are stored untouched
+        _check_hyperparameter_names(model, list(hyperparameters))
         self.model = model
         self.target = target
         self.forces = forces
+        self.run_dir = run_dir
         self._hyperparameters = list(hyperparameters)
         for key, value in hyperparameters.items():
             setattr(self, key, value)
@@ -110,6 +155,8 @@ class PhysicsMLRegressor(RegressorMixin, BaseEstimator):
         return params
 
     def set_params(self, **params: Any) -> Self:
+        new = [key for key in params if key not in _OWN_PARAMETERS]
+        _check_hyperparameter_names(params.get("model", self.model), [*self._hyperparameters, *new])
         for key, value in params.items():
             if key not in _OWN_PARAMETERS and key not in self._hyperparameters:
                 self._hyperparameters.append(key)
@@ -146,8 +193,25 @@ class PhysicsMLRegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any = None, validation_data: Any = None) -> Self:
         """Train a new model on ``X`` (labels from ``y`` or carried by ``X``)."""
-        self.model_ = get_model_class(self.model)(self._config())
-        self.model_.train(self._with_labels(X, y), validation_data)
+        _check_structures(X)
+        config = self._config()
+        trainer = dict(config.get("trainer") or {})
+        temporary = None
+        if self.run_dir is not None:
+            trainer["default_root_dir"] = str(self.run_dir)
+        elif "default_root_dir" not in trainer:
+            temporary = tempfile.mkdtemp(prefix="physicsml_like_fit_")
+            trainer["default_root_dir"] = temporary
+        config["trainer"] = trainer
+        try:
+            model = get_model_class(self.model)(config)
+            model.train(self._with_labels(X, y), validation_data)
+        finally:
+            if temporary is not None:
+                shutil.rmtree(temporary, ignore_errors=True)
+        if temporary is not None:
+            model.run_dir = None  # the run folder is gone; the weights live in model.module
+        self.model_ = model
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -156,4 +220,5 @@ class PhysicsMLRegressor(RegressorMixin, BaseEstimator):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError("PhysicsMLRegressor is not fitted yet: call fit first")
+        _check_structures(X)
         return np.asarray(self.model_.predict(X)[self.target])

@@ -21,3 +21,10 @@ def test_docs_build_strict(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-4000:]
     page = (tmp_path / "site" / "data" / "index.html").read_text()
     assert "cut_off" in page and "Neighbour-list cutoff radius" in page  # generated from the config
+    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    assert ":meth:" not in api and ":class:" not in api  # roles render as code
+    for name in ("MACEModelConfig", "TensorNetModel", "load_dataset", "DataError", "ConfigError"):
+        assert name in api, name
+    assert (tmp_path / "site" / "notebooks" / "01_quickstart" / "index.html").exists()
+    highlighted = (tmp_path / "site" / "quickstart" / "index.html").read_text()
+    assert 'class="highlight"' in highlighted and "highlight.js" not in highlighted  # Pygments at build time

@@ -5,7 +5,7 @@ from .datamodule import GraphDataModule
 from .graphs import ElementMapping, GraphBatcher, pack_graphs
 from .neighbours import build_edges, neighbour_list
 from .sampler import EpochBatchSampler
-from .sources import iter_tables, read_table
+from .sources import iter_tables, read_table, write_structures
 from .statistics import DatasetStatistics, compute_statistics
 from .table import LabelRequest, StructureTable
 
@@ -25,4 +25,5 @@ __all__ = [
     "open_or_build_cache",
     "pack_graphs",
     "read_table",
+    "write_structures",
 ]

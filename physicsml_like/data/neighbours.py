@@ -286,7 +286,11 @@ def _merge_bonds(
     table: StructureTable, s: int, i: np.ndarray, j: np.ndarray, shifts: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """Attach bond features/labels of structure ``s`` to its neighbour edges (both directions)."""
-    assert table.bond_ptr is not None and table.bond_index is not None
+    if table.bond_ptr is None or table.bond_index is None:
+        raise ValueError(
+            f"{table.source}: bond features and edge targets need the bonds of each molecule "
+            "(SMILES, RDKit molecules or a table with a SMILES column), and this table has none"
+        )
     b0, b1 = table.bond_ptr[s], table.bond_ptr[s + 1]
     bonds = table.bond_index[b0:b1].astype(np.int64)
     n_atoms = int(table.atom_ptr[s + 1] - table.atom_ptr[s])

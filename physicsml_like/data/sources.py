@@ -31,8 +31,9 @@ from ..config.datamodule import DataModuleConfig
 from ..errors import DataError
 from . import molecules
 from .table import LabelRequest, StructureTable
+from .tables_io import decode_cell, read_frame, structures_frame, write_frame
 
-__all__ = ["describe_source", "iter_tables", "read_table", "source_fingerprint"]
+__all__ = ["describe_source", "iter_tables", "read_table", "source_fingerprint", "write_structures"]
 
 _TABLE_SUFFIXES = {".csv", ".parquet", ".pq", ".json", ".jsonl"}
 _MISSING = object()
@@ -78,6 +79,18 @@ def read_table(data: Any, config: DataModuleConfig, *, with_labels: bool = True)
     return StructureTable.concatenate(iter_tables(data, config, with_labels=with_labels))
 
 
+def write_structures(
+    data: Any, path: str | os.PathLike[str], datamodule: DataModuleConfig | dict[str, Any] | None = None
+) -> Path:
+    """Write any data source as a table file (``.csv``, ``.parquet``, ``.json``) of structures.
+
+    ``datamodule`` (a config or a dict of its fields, e.g. ``{"y_graph_scalars": ["energy"],
+    "y_node_vector": "forces"}``) names the labels written with the structures and the columns.
+    """
+    config = datamodule if isinstance(datamodule, DataModuleConfig) else DataModuleConfig(**(datamodule or {}))
+    return write_frame(structures_frame(read_table(data, config), config), path)
+
+
 def iter_tables(
     data: Any,
     config: DataModuleConfig,
@@ -111,7 +124,7 @@ def _dispatch(
         if not path.exists():
             raise FileNotFoundError(f"data file not found: {path}")
         if path.suffix.lower() in _TABLE_SUFFIXES:
-            yield from _frame_tables(_read_dataframe(path), config, request, chunk_size, source)
+            yield from _frame_tables(read_frame(path), config, request, chunk_size, source)
         else:
             yield from _atoms_tables(_iread(path), config, request, chunk_size, source)
         return
@@ -151,18 +164,6 @@ def _dispatch(
 
 def _is_rdkit_mol(obj: Any) -> bool:
     return type(obj).__name__ == "Mol" and type(obj).__module__.startswith("rdkit")
-
-
-def _read_dataframe(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(path)
-        if suffix in {".parquet", ".pq"}:
-            return pd.read_parquet(path)
-        return pd.read_json(path, lines=suffix == ".jsonl")
-    except Exception as err:  # pandas raises many types; name the file whatever it is
-        raise DataError(f"could not read the table: {err}", source=str(path)) from None
 
 
 def _iread(path: Path) -> Iterator[tuple[int, ase.Atoms]]:
@@ -363,7 +364,13 @@ class _ChunkBuilder:
 
 
 def _needs_molecules(config: DataModuleConfig, request: LabelRequest) -> bool:
-    return bool(config.atom_features) or config.bond_features or bool(request.edge_names)
+    """Whether the structures need their RDKit molecule (atom/bond features, bonds).
+
+    A model with edge targets predicts on bonds, so its graphs hold the bonds even when no
+    label is read (``predict``): the edge targets of the config count, not only the request.
+    """
+    edge_targets = bool(config.y_edge_scalars or config.y_edge_vector)
+    return bool(config.atom_features) or config.bond_features or edge_targets or bool(request.edge_names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +455,7 @@ def _frame_tables(
         request,
         chunk_size,
         source,
-        row_lookup=lambda i, name: frame[name].iat[i],
+        row_lookup=lambda i, name: _decoded(frame[name].iat[i], name, i, source),
     )
 
 
@@ -480,17 +487,30 @@ def _optional_column(frame: pd.DataFrame, name: str) -> np.ndarray | None:
     return frame[name].to_numpy() if name in frame.columns else None
 
 
+def _decoded(value: Any, name: str, row: int, source: str) -> Any:
+    """A table cell with its stored array decoded (JSON text in CSV, list columns in Parquet)."""
+    try:
+        return decode_cell(value, name)
+    except DataError as err:
+        raise DataError(err.problem, source=source, index=row, field=name) from None
+
+
 def _row_cell_pbc(
     cell_col: np.ndarray | None, pbc_col: np.ndarray | None, row: int, config: DataModuleConfig, source: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """The cell and pbc of one table row (the config's where the row gives none)."""
-    cell = None
-    if cell_col is not None:
+    cell = _decoded(cell_col[row], config.cell_col, row, source) if cell_col is not None else None
+    if cell is not None:
         try:
-            cell = np.asarray(cell_col[row], dtype=np.float64).reshape(3, 3)
+            cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
         except (TypeError, ValueError):
             raise DataError("cell must be 3x3 or 9 numbers", source=source, index=row, field=config.cell_col) from None
-    pbc = np.asarray(pbc_col[row], dtype=bool).reshape(3) if pbc_col is not None else None
+    pbc = _decoded(pbc_col[row], config.pbc_col, row, source) if pbc_col is not None else None
+    if pbc is not None:
+        try:
+            pbc = np.asarray(pbc, dtype=bool).reshape(3)
+        except (TypeError, ValueError):
+            raise DataError("pbc must be 3 booleans", source=source, index=row, field=config.pbc_col) from None
     return _resolve_cell_pbc(cell, pbc, config)
 
 
@@ -529,13 +549,15 @@ def _coordinate_frame_tables(
     label_cols = {name: frame[name].to_numpy() for name in request.graph_names + request.node_names + request.edge_names}
     for row in range(len(frame)):
         cell, pbc = _row_cell_pbc(cell_col, pbc_col, row, config, source)
-        n = chunk.add_structure(numbers_col[row], coords_col[row], cell, pbc, row)
+        numbers = _decoded(numbers_col[row], config.atomic_numbers_col, row, source)
+        coordinates = _decoded(coords_col[row], config.coordinates_col, row, source)
+        n = chunk.add_structure(numbers, coordinates, cell, pbc, row)
         n_bonds = None
         if with_molecules:
             n_bonds = _attach_row_molecule(chunk, frame[config.smiles_col].iat[row], row, config, source)
 
         def lookup(name: str, _row: int = row) -> Any:
-            return label_cols[name][_row]
+            return _decoded(label_cols[name][_row], name, _row, source)
 
         chunk.labels.add(lookup, n, row, n_bonds=n_bonds)
         if len(chunk) >= chunk_size:

@@ -288,6 +288,7 @@ class PhysicsMLModel:
         return_std: bool = False,
         confidence: float | None = None,
         as_dataframe: bool = False,
+        keep_columns: list[str] | None = None,
         datamodule_config: dict[str, Any] | None = None,
         trainer_config: dict[str, Any] | None = None,
     ) -> dict[str, Any] | Any:
@@ -295,13 +296,17 @@ class PhysicsMLModel:
 
         Returns a dict keyed by target name: graph-level values as arrays ``[n_structures, ...]``,
         node-level values as a list with one array per structure (edge-level likewise). With
-        ``as_dataframe=True``, a pandas DataFrame with one row per structure.
+        ``as_dataframe=True``, a pandas DataFrame with one row per structure, indexed like a
+        DataFrame input (so ``df.join(pred)`` works), and with the input columns named in
+        ``keep_columns`` (ids, say) in front.
 
         A model trained with ``uncertainty="mean_var"`` also gives ``<name>_std`` for its scalar
         targets with ``return_std=True``, and ``<name>_lower`` / ``<name>_upper`` bounds of the
         central prediction interval at ``confidence`` (e.g. 0.95) under the Gaussian it predicts.
         """
         module = self._require_module()
+        if keep_columns and not as_dataframe:
+            raise ConfigError("keep_columns applies to as_dataframe=True")
         if (return_std or confidence is not None) and module.config.uncertainty is None:
             raise ConfigError(
                 "return_std / confidence need a model with uncertainty: train with "
@@ -323,7 +328,7 @@ class PhysicsMLModel:
         if return_std or confidence is not None:
             add_uncertainty(result, {k: _sqrt(v) for k, v in variances.items()}, confidence)
         if as_dataframe:
-            return _to_dataframe(result)
+            return _to_dataframe(result, data, keep_columns)
         return result
 
     def test(self, data: Any, *, trainer_config: dict[str, Any] | None = None) -> dict[str, float]:
@@ -450,11 +455,8 @@ def add_uncertainty(result: dict[str, Any], stds: dict[str, Any], confidence: fl
                 result[f"{name}_upper"] = mean + z * std
 
 
-def _to_dataframe(result: dict[str, Any]) -> Any:
-    """One row per structure; vectors and per-atom values as arrays in their cells."""
-    import pandas as pd
+def _to_dataframe(result: dict[str, Any], data: Any = None, keep_columns: list[str] | None = None) -> Any:
+    """One row per structure, aligned with ``data`` (see :func:`data.tables_io.predictions_frame`)."""
+    from ..data.tables_io import predictions_frame
 
-    columns: dict[str, Any] = {}
-    for name, values in result.items():
-        columns[name] = values if isinstance(values, np.ndarray) and values.ndim == 1 else list(values)
-    return pd.DataFrame(columns)
+    return predictions_frame(result, data, keep_columns)
