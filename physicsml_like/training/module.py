@@ -391,19 +391,26 @@ class AtomisticLightningModule(L.LightningModule):
         state holds the old ``T_max``: a cosine schedule would reach its minimum at the old end
         and then *rise* again. Here the saved state is given the new length before it is
         restored. The chainable cosine then continues from the learning rate it had and decays
-        to ``eta_min`` at the new end, never rising. One-cycle schedules are left as saved (their
-        phases cannot be stretched without a jump) with a warning; lengths the user gave as
-        numbers are the user's and are kept."""
+        to ``eta_min`` at the new end, never rising. A schedule that had already ended stays at
+        its final learning rate, with a warning (raising it again is what re-sizing avoids).
+        One-cycle schedules are left as saved (their phases cannot be stretched without a jump),
+        with a warning; lengths the user gave as numbers are the user's and are kept."""
         state = saved["_schedulers"][1] if nested else saved
         for key in filled:
             new, old = getattr(fresh, key, None), state.get(key)
             if new is None or old is None or new == old:
                 continue
+            name = type(fresh).__name__
             if isinstance(fresh, torch.optim.lr_scheduler.OneCycleLR):
                 warnings.warn(f"resumed into a run of another length: OneCycleLR continues its saved cycle of "
                               f"{old} steps (not {new})", UserWarning, stacklevel=2)
                 continue
-            _log.info("resumed into a run of another length: scheduler %s %s %s -> %s", type(fresh).__name__, key, old, new)
+            if state.get("last_epoch", 0) >= old:
+                warnings.warn(f"resumed into a longer run after the saved {name} schedule had ended ({key}={old}): the "
+                              f"learning rate stays at its final value {state.get('_last_lr')}; to train further at a "
+                              "higher rate, call train() without ckpt_path (a fresh optimiser and schedule)",
+                              UserWarning, stacklevel=2)
+            _log.info("resumed into a run of another length: scheduler %s %s %s -> %s", name, key, old, new)
             state[key] = new
 
     # ------------------------------------------------------------------ checkpoints
