@@ -242,7 +242,9 @@ def insert_adapters(
             continue
         chosen.append((name, layer, adapter.to(device=reference.device, dtype=reference.dtype)))
     if not chosen:
-        raise ValueError(f"no linear layer of {type(network).__name__} matches adapter targets {targets}")
+        which = "has no" if targets is None else f"has no layer matching adapter targets {targets} that is a"
+        raise ValueError(f"{type(network).__name__} {which} linear layer an adapter can follow (torch.nn.Linear, "
+                         "e3nn's o3.Linear, or an equivariant linear declaring irreps_out and channels_out)")
     adapters = nn.ModuleDict()
     for name, layer, adapter in chosen:
         key = name.replace(".", "__")

@@ -322,11 +322,19 @@ class AtomisticLightningModule(L.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Trainable parameters in optimiser groups (a network may define its own grouping)."""
+        """Trainable parameters in optimiser groups (a network may define its own grouping).
+
+        A trainable parameter that a network's own grouping does not know (an adapter inserted
+        for fine-tuning, say) goes into one more group with the optimiser's settings, so no
+        parameter is left out of training silently."""
+        trainable = [p for p in self.network.parameters() if p.requires_grad]
         custom = getattr(self.network, "parameter_groups", None)
-        if callable(custom):
-            return custom(self.config.optimizer)
-        return [{"params": [p for p in self.network.parameters() if p.requires_grad]}]
+        if not callable(custom):
+            return [{"params": trainable}]
+        groups = custom(self.config.optimizer)
+        grouped = {id(p) for group in groups for p in group["params"]}
+        rest = [p for p in trainable if id(p) not in grouped]
+        return groups + ([{"name": "other", "params": rest}] if rest else [])
 
     def default_monitor(self) -> str:
         return "val/loss" if self.has_validation else "train/loss"
