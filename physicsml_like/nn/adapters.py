@@ -147,6 +147,9 @@ class _ChannelsLast(nn.Module):
             starts.append(starts[-1] + ir.dim)
         self.blocks = [(start, ir.dim) for start, (_, ir) in zip(starts, self.irreps, strict=False)]
 
+    def extra_repr(self) -> str:
+        return f"{self.irreps} channels last | {sum(p.numel() for p in self.parameters())} weights"
+
 
 class ChannelsLastScaleShift(_ChannelsLast):
     """SSF on ``[N, D, c]`` features: one scale per (irrep, channel), shifts on ``0e`` rows only."""
@@ -167,9 +170,6 @@ class ChannelsLastScaleShift(_ChannelsLast):
         """``x``: ``[N, D, c]`` -> ``[N, D, c]``."""
         y = x * self.scale[self.irrep_of_row]
         return y.index_add(1, self.scalar_rows, self.shift.expand(x.shape[0], -1, -1))
-
-    def extra_repr(self) -> str:
-        return f"{self.irreps} channels last | {self.scale.numel() + self.shift.numel()} weights"
 
 
 class ChannelsLastBottleneckAdapter(_ChannelsLast):
