@@ -178,8 +178,8 @@ class PhysicsMLModel:
         self._fit(config, dm, validation_data is not None, resume, callbacks=callbacks, loggers=loggers)
         return self
 
-    def _fit(self, config: ModelConfig, dm: GraphDataModule, has_validation: bool, resume: Path | None = None,
-             **objects: Sequence[Any] | None) -> None:
+    def _fit(self, config: ModelConfig, dm: GraphDataModule, has_validation: bool, resume: Path | None = None, *,
+             callbacks: Sequence[L.Callback] | None = None, loggers: Sequence[Logger] | None = None) -> None:
         """One Lightning fit of the current module on a prepared datamodule."""
         assert self.module is not None
         self.module.config = config
@@ -188,11 +188,12 @@ class PhysicsMLModel:
             run_dir = resume.parent.parent
         else:
             run_dir = new_run_dir(config.trainer.default_root_dir, self.name)
-        trainer = build_trainer(config, run_dir, has_validation=has_validation, **objects)
+        trainer = build_trainer(config, run_dir, has_validation=has_validation, callbacks=callbacks, loggers=loggers)
         trainer.fit(self.module, datamodule=dm, ckpt_path=str(resume) if resume else None)
         self.trainer, self.run_dir = trainer, run_dir
 
-    def _fine_tune(self, config: ModelConfig, train_data: Any, validation_data: Any, **objects: Sequence[Any] | None) -> Self:
+    def _fine_tune(self, config: ModelConfig, train_data: Any, validation_data: Any, *,
+                   callbacks: Sequence[L.Callback] | None = None, loggers: Sequence[Logger] | None = None) -> Self:
         """Start from ``config.transfer_learning.pretrained`` and train its stages in turn."""
         tl = config.transfer_learning
         assert tl is not None
@@ -233,7 +234,7 @@ class PhysicsMLModel:
             if stage_dm is not dm:
                 stage_dm.prepare_data()
                 stage_dm.setup("fit")
-            self._fit(stage_config, stage_dm, validation_data is not None, **objects)
+            self._fit(stage_config, stage_dm, validation_data is not None, callbacks=callbacks, loggers=loggers)
         set_trainable(network, frozen_patterns=[], frozen_names=base)
         return self
 
