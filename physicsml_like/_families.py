@@ -8,7 +8,7 @@ asked for. Each family's config class is its wrapper's name plus ``Config``
 
 from __future__ import annotations
 
-__all__ = ["BUILTIN_FAMILIES", "family_exports"]
+__all__ = ["BUILTIN_FAMILIES", "ENSEMBLE_NAMES", "FAMILY_ALIASES", "VARIANT_PREFIXES", "family_exports"]
 
 BUILTIN_FAMILIES: dict[str, str] = {
     "allegro_model": "physicsml_like.models.allegro:AllegroModel",
@@ -19,6 +19,29 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "painn_model": "physicsml_like.models.painn:PaiNNModel",
     "tensornet_model": "physicsml_like.models.tensornet:TensorNetModel",
 }
+
+
+FAMILY_ALIASES: dict[str, str] = {
+    "tensor_net_model": "tensornet_model",
+}
+"""physicsml's registry names that differ from this package's, -> the family's name here."""
+
+VARIANT_PREFIXES: dict[str, str] = {
+    "mean_var_": "mean_var",
+    "ssf_": "ssf",
+    "adapter_": "bottleneck",
+}
+"""physicsml's variant models, ``<prefix><family>_model``, are options of the family here:
+``mean_var_`` is ``uncertainty="mean_var"``, ``ssf_`` and ``adapter_`` fine-tune with
+``transfer_learning.adapter`` ``"ssf"`` (scale and shift) or ``"bottleneck"`` (physicsml's
+down-projection, activation and up-projection adapters)."""
+
+ENSEMBLE_NAMES: dict[str, str] = {
+    "ensemble_ani_model": "ani_model",
+}
+"""physicsml's ensemble models -> the family of the members (an ``EnsembleModel`` here)."""
+
+ENSEMBLE_FACTORY = "physicsml_like.variants.ensemble:ensemble_from_config"
 
 
 def family_exports() -> dict[str, str]:

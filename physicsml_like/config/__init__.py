@@ -4,6 +4,7 @@ from .base import ConfigError, StrictConfig
 from .datamodule import ConformerConfig, DataModuleConfig, SplitConfig, default_cache_dir
 from .model import ModelConfig
 from .training import (
+    CallbackConfig,
     CheckpointConfig,
     EarlyStoppingConfig,
     EMAConfig,
@@ -17,6 +18,7 @@ from .training import (
 )
 
 __all__ = [
+    "CallbackConfig",
     "CheckpointConfig",
     "ConfigError",
     "ConformerConfig",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import StrictConfig
 from .datamodule import DataModuleConfig
@@ -19,9 +20,26 @@ from .training import (
     SchedulerConfig,
     TrainerConfig,
     TransferLearningConfig,
+    named_entries,
 )
 
-__all__ = ["ModelConfig", "TargetKind"]
+__all__ = ["BUILTIN_TRAINING_MODULES", "ModelConfig", "TargetKind", "register_training_module_name", "training_module_names"]
+
+BUILTIN_TRAINING_MODULES = ("default", "ema", "config", "ema_config")
+"""The training techniques of the package (``physicsml_like.training.techniques``)."""
+_REGISTERED_TRAINING_MODULES: list[str] = []
+
+
+def register_training_module_name(name: str) -> None:
+    """Make ``training_module=name`` valid; called by ``training.techniques.register_technique``
+    (the config sits below training, so it knows techniques by name only)."""
+    if name not in BUILTIN_TRAINING_MODULES and name not in _REGISTERED_TRAINING_MODULES:
+        _REGISTERED_TRAINING_MODULES.append(name)
+
+
+def training_module_names() -> list[str]:
+    """Every valid ``training_module``: the built-in techniques and the registered ones."""
+    return [*BUILTIN_TRAINING_MODULES, *_REGISTERED_TRAINING_MODULES]
 
 
 class ModelConfig(StrictConfig):
@@ -42,7 +60,8 @@ class ModelConfig(StrictConfig):
     early_stopping: EarlyStoppingConfig | None = None
     """Early stopping (off by default)."""
     loggers: list[LoggerConfig] = Field(default_factory=lambda: [LoggerConfig(name="csv")])
-    """Loggers of a run (CSV by default)."""
+    """Loggers of a run (CSV by default): names (``["csv", "tensorboard"]``) or dicts
+    (``{"name": "wandb", "config": {"project": "p"}}``); ``[]`` or ``trainer.logger: false`` for none."""
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     """Optimiser (``torch.optim`` class and arguments)."""
     scheduler: SchedulerConfig | None = Field(default_factory=SchedulerConfig)
@@ -52,10 +71,11 @@ class ModelConfig(StrictConfig):
     energy target compares energies per atom (``per_atom: true``) and stress has weight 10."""
     ema: EMAConfig | None = None
     """Exponential moving average of the weights (off by default; setting it turns EMA on)."""
-    training_module: Literal["default", "ema", "config", "ema_config"] | None = None
+    training_module: str | None = None
     """Training technique: ``default``; ``ema`` (moving average of the weights); ``config``
-    (ConFIG conflict-free gradients across loss terms); ``ema_config`` (both). Default: ``ema``
-    when ``ema`` is set, else ``default``."""
+    (ConFIG conflict-free gradients across loss terms); ``ema_config`` (both); or the name of a
+    technique registered with ``register_technique``. Default: ``ema`` when ``ema`` is set, else
+    ``default``."""
     uncertainty: Literal["mean_var"] | None = None
     """``mean_var``: every scalar target (graph and node scalars) gets a variance head trained with
     the Gaussian negative log-likelihood; ``predict(..., return_std=True)`` then gives standard
@@ -86,6 +106,22 @@ class ModelConfig(StrictConfig):
     """Per-atom energy scale instead of the training data's force RMS (or energy spread)."""
 
     # ------------------------------------------------------------------ validation
+    @field_validator("training_module")
+    @classmethod
+    def _known_training_module(cls, name: str | None) -> str | None:
+        known = training_module_names()
+        if name is not None and name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown training technique {name!r} (known: {known}; a technique of your own "
+                             f"is registered with physicsml_like.training.register_technique){hint}")
+        return name
+
+    @field_validator("loggers", mode="before")
+    @classmethod
+    def _logger_forms(cls, value: Any) -> Any:
+        return named_entries(value)
+
     @model_validator(mode="after")
     def _consistent_energy(self) -> ModelConfig:
         dm = self.datamodule
@@ -124,9 +160,22 @@ class ModelConfig(StrictConfig):
                 "training_module ConFIG combines per-term gradients each step; "
                 "trainer.accumulate_grad_batches must be 1"
             )
-        if self.trainer.precision in ("64-true", "64") and self.model_dtype != "float64":
+        if self.trainer.precision == "64-true" and self.model_dtype != "float64":
             raise ValueError("trainer.precision '64-true' needs model_dtype 'float64'")
+        if self.trainer.enable_checkpointing and not self.checkpoint.enabled:
+            raise ValueError("trainer.enable_checkpointing is true but checkpoint.enabled is false; keep one of them")
         return self
+
+    @property
+    def checkpointing(self) -> bool:
+        """Whether a run writes checkpoints: ``checkpoint.enabled`` unless
+        ``trainer.enable_checkpointing`` is false."""
+        return self.checkpoint.enabled and self.trainer.enable_checkpointing is not False
+
+    @property
+    def logging(self) -> bool:
+        """Whether a run logs: there are loggers and ``trainer.logger`` is not false."""
+        return bool(self.loggers) and self.trainer.logger is not False
 
     @model_validator(mode="after")
     def _consistent_losses(self) -> ModelConfig:

@@ -22,6 +22,7 @@ _EXPORTS = {
     "load_model": ".wrapper",
     "model_builder": "..nn.builder",
     "register_model": ".registry",
+    "register_technique": ".techniques",
 }
 
 __all__ = list(_EXPORTS)

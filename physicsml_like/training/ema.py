@@ -38,6 +38,7 @@ class EMAState:
 
     config: EMAConfig
     updates: int = 0
+    last_step: int | None = None  # the trainer's optimiser step of the last update
 
 
 class EMALightningModule(AtomisticLightningModule):
@@ -56,9 +57,22 @@ class EMALightningModule(AtomisticLightningModule):
         return self.ema_network.module
 
     def update_ema(self) -> None:
-        """Fold the current weights into the average (once per optimiser step)."""
+        """Fold the current weights into the average (once per optimiser step: a second update
+        within one step, as two techniques both updating would make, is an error)."""
+        step = self._optimizer_step_count()
+        if step is not None and step == self.ema_state.last_step:
+            raise RuntimeError(
+                f"{type(self).__name__}: the EMA was updated twice in optimiser step {step}; a combination of "
+                "techniques must call after_optimizer_step once per step"
+            )
         self.ema_network.update_parameters(self.network)
         self.ema_state.updates += 1
+        self.ema_state.last_step = step
+
+    def _optimizer_step_count(self) -> int | None:
+        """The trainer's count of optimiser steps while fitting, else ``None``."""
+        trainer = self._trainer
+        return int(trainer.global_step) if trainer is not None and trainer.training else None
 
     def after_optimizer_step(self) -> None:
         self.update_ema()

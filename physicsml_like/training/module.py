@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -28,6 +29,7 @@ from torch_geometric.data import Batch
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric
 
 from .. import keys as K
+from .._logging import get_logger
 from .._version import __version__
 from ..config.model import ModelConfig
 from ..data.graphs import ElementMapping
@@ -39,6 +41,7 @@ from .losses import loss_function
 
 __all__ = ["AtomisticLightningModule", "Predictions"]
 
+_log = get_logger(__name__)
 CHECKPOINT_KEY = "physicsml_like"
 VARIANCE_SUFFIX = "__variance"  # predict_step's key for a target's variance
 _FLOAT_INPUTS = (K.POSITIONS, K.CELL, K.CELL_SHIFT, K.NODE_ATTRS, K.EDGE_ATTRS, K.GRAPH_ATTRS)
@@ -319,11 +322,19 @@ class AtomisticLightningModule(L.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Trainable parameters in optimiser groups (a network may define its own grouping)."""
+        """Trainable parameters in optimiser groups (a network may define its own grouping).
+
+        A trainable parameter that a network's own grouping does not know (an adapter inserted
+        for fine-tuning, say) goes into one more group with the optimiser's settings, so no
+        parameter is left out of training silently."""
+        trainable = [p for p in self.network.parameters() if p.requires_grad]
         custom = getattr(self.network, "parameter_groups", None)
-        if callable(custom):
-            return custom(self.config.optimizer)
-        return [{"params": [p for p in self.network.parameters() if p.requires_grad]}]
+        if not callable(custom):
+            return [{"params": trainable}]
+        groups = custom(self.config.optimizer)
+        grouped = {id(p) for group in groups for p in group["params"]}
+        rest = [p for p in trainable if id(p) not in grouped]
+        return groups + ([{"name": "other", "params": rest}] if rest else [])
 
     def default_monitor(self) -> str:
         return "val/loss" if self.has_validation else "train/loss"
@@ -349,6 +360,7 @@ class AtomisticLightningModule(L.LightningModule):
         kwargs = dict(sc.config)
         length = max(1, self._run_length(sc.interval) - sc.warmup_steps)
         epochs = self._run_length("epoch")
+        filled = []  # the keys sized by the run length (re-sized when a run resumes longer)
         for key, default in (("T_max", "CosineAnnealingLR"), ("total_steps", "OneCycleLR"), ("total_iters", None)):
             value = kwargs.get(key)
             if value == "num_steps":
@@ -357,10 +369,17 @@ class AtomisticLightningModule(L.LightningModule):
                 kwargs[key] = epochs
             elif value is None and sc.name == default:
                 kwargs[key] = length
+            else:
+                continue
+            filled.append(key)
         if sc.name in ("LinearLR", "PolynomialLR") and "total_iters" not in sc.config:
             kwargs["total_iters"] = length
+            filled.append("total_iters")
         scheduler_class = getattr(torch.optim.lr_scheduler, sc.name)
         scheduler = scheduler_class(optimizer, **kwargs)
+        saved = self.__dict__.pop("_resumed_scheduler_states", None)
+        if saved:
+            self._resize_saved_schedule(saved[0], scheduler, filled, nested=bool(sc.warmup_steps))
         plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
         if sc.warmup_steps:
             if plateau:
@@ -371,6 +390,36 @@ class AtomisticLightningModule(L.LightningModule):
         if plateau:
             out["monitor"] = sc.monitor or self.default_monitor()
         return out
+
+    def _resize_saved_schedule(self, saved: dict[str, Any], fresh: Any, filled: list[str], *, nested: bool) -> None:
+        """Resuming into a longer (or shorter) run: the schedule sized by the run length is
+        re-sized to the new length instead of continuing the saved one.
+
+        Lightning restores the saved scheduler state after ``configure_optimizers``, and that
+        state holds the old ``T_max``: a cosine schedule would reach its minimum at the old end
+        and then *rise* again. Here the saved state is given the new length before it is
+        restored. The chainable cosine then continues from the learning rate it had and decays
+        to ``eta_min`` at the new end, never rising. A schedule that had already ended stays at
+        its final learning rate, with a warning (raising it again is what re-sizing avoids).
+        One-cycle schedules are left as saved (their phases cannot be stretched without a jump),
+        with a warning; lengths the user gave as numbers are the user's and are kept."""
+        state = saved["_schedulers"][1] if nested else saved
+        for key in filled:
+            new, old = getattr(fresh, key, None), state.get(key)
+            if new is None or old is None or new == old:
+                continue
+            name = type(fresh).__name__
+            if isinstance(fresh, torch.optim.lr_scheduler.OneCycleLR):
+                warnings.warn(f"resumed into a run of another length: OneCycleLR continues its saved cycle of "
+                              f"{old} steps (not {new})", UserWarning, stacklevel=2)
+                continue
+            if state.get("last_epoch", 0) >= old:
+                warnings.warn(f"resumed into a longer run after the saved {name} schedule had ended ({key}={old}): the "
+                              f"learning rate stays at its final value {state.get('_last_lr')}; to train further at a "
+                              "higher rate, call train() without ckpt_path (a fresh optimiser and schedule)",
+                              UserWarning, stacklevel=2)
+            _log.info("resumed into a run of another length: scheduler %s %s %s -> %s", name, key, old, new)
+            state[key] = new
 
     # ------------------------------------------------------------------ checkpoints
     def describe(self) -> dict[str, Any]:
@@ -394,3 +443,6 @@ class AtomisticLightningModule(L.LightningModule):
         state = checkpoint.get(CHECKPOINT_KEY, {})
         if "torch_rng_state" in state:
             torch.set_rng_state(state["torch_rng_state"])
+        # restored by Lightning after configure_optimizers, which re-sizes them to this run
+        if checkpoint.get("lr_schedulers") and self.config.scheduler is not None:
+            self._resumed_scheduler_states = checkpoint["lr_schedulers"]

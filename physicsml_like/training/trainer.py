@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
+import inspect
 import logging
 import os
 import re
 import warnings
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import (
-    Callback,
-    EarlyStopping,
-    LearningRateMonitor,
-    ModelCheckpoint,
-)
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -26,9 +25,13 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from .._files import remove_dead_leftovers, temporary_name
 from ..config.base import ConfigError
 from ..config.model import ModelConfig
+from ..config.training import LOGGER_EXTRAS, LoggerConfig, lightning_class
 from .saved import read_checkpoint
 
-__all__ = ["AtomicCheckpointIO", "NewestLastCheckpoint", "build_trainer", "check_something_trained", "checkpoint_step", "find_last_checkpoint", "new_run_dir"]
+__all__ = [
+    "AtomicCheckpointIO", "NewestLastCheckpoint", "build_trainer", "check_something_trained", "checkpoint_callback",
+    "checkpoint_step", "find_last_checkpoint", "new_run_dir",
+]
 
 # Lightning's advice that does not apply here: our datamodule shards across ranks itself, and
 # workers are a choice left to the user on a 2-core machine
@@ -232,25 +235,61 @@ def _monitor(requested: str | None, has_validation: bool, field: str) -> str:
     return requested
 
 
-def _loggers(config: ModelConfig, run_dir: Path, resume_step: int | None) -> list[Logger]:
-    out: list[Logger] = []
-    for logger in config.loggers:
-        if logger.name == "csv":
-            out.append(ResumableCSVLogger(save_dir=str(run_dir), name="", version="", resume_step=resume_step, **logger.config))
-        elif logger.name == "tensorboard":
-            try:
-                from lightning.pytorch.loggers import TensorBoardLogger
+def _logger(logger: LoggerConfig, run_dir: Path, resume_step: int | None) -> Logger:
+    """A configured logger writing into the run folder (the CSV one keeping a resumed run's
+    earlier rows); a missing optional package is named with the extra that installs it."""
+    from lightning.pytorch import loggers
 
-                out.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", **logger.config))
-            except ModuleNotFoundError as err:
-                raise ConfigError("loggers: tensorboard needs `pip install tensorboard`") from err
-        elif logger.name == "wandb":
-            try:
-                import wandb  # noqa: F401
-                from lightning.pytorch.loggers import WandbLogger
-            except ModuleNotFoundError as err:
-                raise ConfigError("loggers: wandb needs `pip install wandb`") from err
-            out.append(WandbLogger(save_dir=str(run_dir), **logger.config))
+    needs = LOGGER_EXTRAS.get(logger.class_name)
+    if needs is not None and not any(importlib.util.find_spec(module) for module in needs[0]):
+        raise ConfigError(
+            f"loggers: {logger.name!r} needs the package {needs[0][0]!r}: "
+            f"pip install 'physicsml_like[{needs[1]}]' (or pip install {needs[0][0]})"
+        )
+    cls = lightning_class(logger.class_name, "lightning.pytorch.loggers", "Logger", "logger")
+    arguments = dict(logger.config)
+    if cls is loggers.CSVLogger:
+        arguments = {"name": "", "version": "", **arguments}  # metrics.csv in the run folder itself
+        cls = partial(ResumableCSVLogger, resume_step=resume_step)
+    elif cls is loggers.TensorBoardLogger:
+        arguments = {"name": "tensorboard", "version": "", **arguments}
+    if "save_dir" in inspect.signature(CSVLogger if isinstance(cls, partial) else cls).parameters:
+        arguments.setdefault("save_dir", str(run_dir))
+    try:
+        return cls(**arguments)
+    except TypeError as err:
+        raise ConfigError(f"loggers: {logger.name!r} with config {logger.config}: {err}") from None
+
+
+def _loggers(config: ModelConfig, run_dir: Path, extra: Sequence[Logger] = (), resume_step: int | None = None) -> list[Logger]:
+    """The config's loggers and the user's logger objects."""
+    out = [_logger(logger, run_dir, resume_step) for logger in config.loggers] if config.logging else []
+    for logger in extra:
+        if not isinstance(logger, Logger):
+            raise TypeError(f"loggers: expected lightning.pytorch.loggers.Logger objects, got {type(logger).__name__}")
+        out.append(logger)
+    return out
+
+
+def checkpoint_callback(config: ModelConfig, run_dir: Path, has_validation: bool) -> ModelCheckpoint:
+    """The run's checkpoint callback (the one place it is made): ``checkpoint`` settings, into
+    ``run_dir/checkpoints`` unless the section names a folder, with ``last.ckpt`` always the
+    newest epoch (:class:`NewestLastCheckpoint`)."""
+    monitor = _monitor(config.checkpoint.monitor, has_validation, "checkpoint.monitor")
+    return config.checkpoint.create_callback(dirpath=run_dir / "checkpoints", monitor=monitor, callback_class=NewestLastCheckpoint)
+
+
+def _user_callbacks(config: ModelConfig, extra: Sequence[Callback]) -> list[Callback]:
+    out: list[Callback] = []
+    for index, entry in enumerate(config.trainer.callbacks):
+        try:
+            out.append(entry.create())
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"trainer.callbacks[{index}] ({entry.name}): {err}") from None
+    for callback in extra:
+        if not isinstance(callback, Callback):
+            raise TypeError(f"callbacks: expected lightning.Callback objects, got {type(callback).__name__}")
+        out.append(callback)
     return out
 
 
@@ -259,17 +298,19 @@ def build_trainer(
     run_dir: Path,
     *,
     has_validation: bool,
-    callbacks: list[Callback] | None = None,
+    callbacks: Sequence[Callback] | None = None,
+    loggers: Sequence[Logger] | None = None,
     for_fitting: bool = True,
     resume_step: int | None = None,
 ) -> L.Trainer:
     """A Trainer for a config. For fitting it checkpoints into ``run_dir/checkpoints`` and logs
     into ``run_dir`` (keeping the log rows before ``resume_step`` of a resumed run); otherwise
-    (predict/test) it writes nothing."""
+    (predict/test) it writes nothing.
+
+    ``callbacks`` and ``loggers`` are Lightning objects added to those of the config (the
+    package's checkpoint and early-stopping callbacks are always kept)."""
     quiet_lightning()
-    t = config.trainer
-    kwargs: dict[str, Any] = t.model_dump(exclude={"default_root_dir", "if_nothing_trained"})
-    kwargs = {k: v for k, v in kwargs.items() if v is not None or k in {"max_epochs"}}
+    kwargs = config.trainer.trainer_kwargs()
     # forces are derivatives: evaluation must be able to build a graph
     kwargs["inference_mode"] = False
     # our datamodule cuts batches per rank itself (EpochBatchSampler)
@@ -278,43 +319,22 @@ def build_trainer(
         # manual optimisation: the module clips with these settings itself
         kwargs.pop("gradient_clip_val", None)
         kwargs.pop("gradient_clip_algorithm", None)
-    all_callbacks: list[Callback] = list(callbacks or [])
+    all_callbacks = _user_callbacks(config, callbacks or ())
     if not for_fitting:
         return L.Trainer(**kwargs, default_root_dir=str(run_dir), logger=False, enable_checkpointing=False, callbacks=all_callbacks)
-    loggers = _loggers(config, run_dir, resume_step)
-    ck = config.checkpoint
-    if ck.enabled:
-        monitor = _monitor(ck.monitor, has_validation, "checkpoint.monitor")
-        all_callbacks.append(
-            NewestLastCheckpoint(
-                dirpath=ck.dirpath or str(run_dir / "checkpoints"),
-                filename="best-{epoch}-{step}",
-                monitor=monitor,
-                mode=ck.mode,
-                save_top_k=ck.save_top_k,
-                save_last=ck.save_last,
-                every_n_epochs=ck.every_n_epochs if ck.every_n_train_steps is None else None,
-                every_n_train_steps=ck.every_n_train_steps,
-                auto_insert_metric_name=False,
-            )
-        )
+    run_loggers = _loggers(config, run_dir, loggers or (), resume_step)
+    if config.checkpointing:
+        all_callbacks.append(checkpoint_callback(config, run_dir, has_validation))
     if config.early_stopping is not None:
         es = config.early_stopping
-        all_callbacks.append(
-            EarlyStopping(
-                monitor=_monitor(es.monitor, has_validation, "early_stopping.monitor"),
-                patience=es.patience,
-                mode=es.mode,
-                min_delta=es.min_delta,
-            )
-        )
-    if loggers and config.scheduler is not None:
+        all_callbacks.append(es.create_callback(monitor=_monitor(es.monitor, has_validation, "early_stopping.monitor")))
+    if run_loggers and config.scheduler is not None and not any(isinstance(c, LearningRateMonitor) for c in all_callbacks):
         all_callbacks.append(LearningRateMonitor(logging_interval=config.scheduler.interval))
     return L.Trainer(
         **kwargs,
         default_root_dir=str(run_dir),
-        logger=loggers or False,
-        enable_checkpointing=ck.enabled,
+        logger=run_loggers or False,
+        enable_checkpointing=config.checkpointing,
         callbacks=all_callbacks,
         plugins=[AtomicCheckpointIO()],
     )

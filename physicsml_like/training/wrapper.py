@@ -12,12 +12,13 @@ its network builder::
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import lightning as L
 import numpy as np
+from lightning.pytorch.loggers import Logger
 from torch import nn
 
 from .. import keys as K
@@ -107,7 +108,7 @@ class PhysicsMLModel:
         network = type(self).build_network(config, spec, statistics)
         tl = config.transfer_learning
         if tl is not None and tl.adapter is not None:
-            insert_adapters(network, tl.adapter, tl.adapter_targets, tl.bottleneck)
+            insert_adapters(network, tl.adapter, tl.adapter_targets, tl.bottleneck, tl.bottleneck_ratio)
         cls, extra = technique_for(config)
         module = cls(network, config, statistics, mapping, spec, **extra)
         _log.debug("%s network:\n%s", self.name, network)
@@ -157,13 +158,16 @@ class PhysicsMLModel:
         datamodule_config: dict[str, Any] | None = None,
         optimizer_config: dict[str, Any] | None = None,
         scheduler_config: dict[str, Any] | None = None,
+        callbacks: Sequence[L.Callback] | None = None,
+        loggers: Sequence[Logger] | None = None,
     ) -> Self:
         """Fit on ``train_data`` (validated on ``validation_data`` when given); returns ``self``.
 
         ``ckpt_path`` resumes a run exactly (weights, optimiser, scheduler, EMA, epoch, sampler
         order); ``"last"`` takes the newest ``last.ckpt`` of this family's runs. The ``*_config``
         dicts override those sections for this call only. Calling ``train`` again without
-        ``ckpt_path`` continues from the current weights with a fresh optimiser.
+        ``ckpt_path`` continues from the current weights with a fresh optimiser. ``callbacks``
+        and ``loggers`` are Lightning objects for this call, added to the config's.
         """
         config = self._call_config(
             trainer=trainer_config, datamodule=datamodule_config, optimizer=optimizer_config, scheduler=scheduler_config
@@ -171,7 +175,7 @@ class PhysicsMLModel:
         resume = self._resolve_checkpoint(ckpt_path, config)
         L.seed_everything(config.seed, verbose=False)
         if config.transfer_learning is not None and self.module is None and resume is None:
-            return self._fine_tune(config, train_data, validation_data)
+            return self._fine_tune(config, train_data, validation_data, callbacks=callbacks, loggers=loggers)
         meta = _checkpoint_metadata(resume) if resume is not None and self.module is None else None
         if meta is not None:
             self.module = self._module_from_description(meta, config)
@@ -179,10 +183,11 @@ class PhysicsMLModel:
         dm.prepare_data()
         dm.setup("fit")
         self._ensure_module(config, dm)
-        self._fit(config, dm, validation_data is not None, resume)
+        self._fit(config, dm, validation_data is not None, resume, callbacks=callbacks, loggers=loggers)
         return self
 
-    def _fit(self, config: ModelConfig, dm: GraphDataModule, has_validation: bool, resume: Path | None = None) -> None:
+    def _fit(self, config: ModelConfig, dm: GraphDataModule, has_validation: bool, resume: Path | None = None, *,
+             callbacks: Sequence[L.Callback] | None = None, loggers: Sequence[Logger] | None = None) -> None:
         """One Lightning fit of the current module on a prepared datamodule."""
         assert self.module is not None
         self.module.config = config
@@ -192,13 +197,15 @@ class PhysicsMLModel:
         else:
             run_dir = new_run_dir(config.trainer.default_root_dir, self.name)
         checkpoint = read_checkpoint(resume) if resume is not None else {}
-        trainer = build_trainer(config, run_dir, has_validation=has_validation, resume_step=checkpoint_step(checkpoint) if resume else None)
+        trainer = build_trainer(config, run_dir, has_validation=has_validation, callbacks=callbacks, loggers=loggers,
+                                resume_step=checkpoint_step(checkpoint) if resume else None)
         trainer.fit(self.module, datamodule=dm, ckpt_path=str(resume) if resume else None)
         report_failed_ranks_at_exit(trainer)
         self.trainer, self.run_dir = trainer, run_dir
         check_something_trained(config, trainer, checkpoint, resume)
 
-    def _fine_tune(self, config: ModelConfig, train_data: Any, validation_data: Any) -> Self:
+    def _fine_tune(self, config: ModelConfig, train_data: Any, validation_data: Any, *,
+                   callbacks: Sequence[L.Callback] | None = None, loggers: Sequence[Logger] | None = None) -> Self:
         """Start from ``config.transfer_learning.pretrained`` and train its stages in turn."""
         tl = config.transfer_learning
         assert tl is not None
@@ -239,7 +246,7 @@ class PhysicsMLModel:
             if stage_dm is not dm:
                 stage_dm.prepare_data()
                 stage_dm.setup("fit")
-            self._fit(stage_config, stage_dm, validation_data is not None)
+            self._fit(stage_config, stage_dm, validation_data is not None, callbacks=callbacks, loggers=loggers)
         set_trainable(network, frozen_patterns=[], frozen_names=base)
         return self
 

@@ -19,7 +19,7 @@ from .._version import __version__
 from ..training.extensions import engine
 from ..training.wrapper import PhysicsMLModel, add_uncertainty, load_model
 
-__all__ = ["EnsembleModel"]
+__all__ = ["EnsembleModel", "ensemble_from_config"]
 
 _MANIFEST = "ensemble.json"
 
@@ -118,3 +118,13 @@ class EnsembleModel:
         """An ASE calculator averaging the members; the spread is in ``calc.results`` as
         ``energy_std`` and ``forces_std``."""
         return engine("ase_ensemble")(self, **kwargs)
+
+
+def ensemble_from_config(family: str, config: dict[str, Any]) -> EnsembleModel:
+    """An ensemble of ``config["n_models"]`` (default 4, as physicsml's ``ensemble_ani_model``)
+    members of ``family``, each built from the rest of ``config`` with seeds ``seed, seed + 1, ...``."""
+    from ..training.registry import get_model_class
+
+    config = dict(config)
+    n_models = config.pop("n_models", 4)
+    return EnsembleModel(get_model_class(family)(config), n_members=n_models)
