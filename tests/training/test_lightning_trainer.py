@@ -140,8 +140,9 @@ def test_loggers_by_name_and_as_objects(tmp_path: Path, ethanol: list[ase.Atoms]
     mine = CSVLogger(save_dir=str(tmp_path / "mine"), name="", version="")
     model = EGNNModel(tiny_egnn(tmp_path, epochs=1, loggers=["csv", {"name": "tensorboard", "config": {"name": "tb"}}]))
     model.train(ethanol[:16], loggers=[mine])
-    kinds = [type(logger) for logger in model.trainer.loggers]
-    assert kinds == [CSVLogger, TensorBoardLogger, CSVLogger]
+    loggers = model.trainer.loggers
+    assert len(loggers) == 3 and isinstance(loggers[0], CSVLogger) and isinstance(loggers[1], TensorBoardLogger)
+    assert loggers[2] is mine  # the user's own, after the config's
     assert (model.run_dir / "metrics.csv").exists() and (tmp_path / "mine" / "metrics.csv").exists()
     assert list((model.run_dir / "tb").glob("events.out.tfevents.*")), "tensorboard wrote its event file"
     assert any(isinstance(c, LearningRateMonitor) for c in model.trainer.callbacks)
