@@ -272,7 +272,10 @@ def _models(args: argparse.Namespace) -> int:
 
     if args.name is None:
         for name in available_models():
-            doc = " ".join((get_model_class(name).config_class.__doc__ or "").split())
+            try:
+                doc = " ".join((get_model_class(name).config_class.__doc__ or "").split())
+            except (ImportError, AttributeError) as err:  # an installed plugin that is broken
+                doc = f"(cannot be loaded: {err})"
             print(f"  {name:<18} {_first_sentence(doc)}")
         print("\noptions of one family: physicsml-like models NAME")
         return 0

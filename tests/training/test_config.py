@@ -86,6 +86,7 @@ def test_other_packages_add_families_by_entry_point(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(registry, "entry_points", lambda group: [fake] if group == registry.ENTRY_POINT_GROUP else [])
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_ENTRY_POINTS", dict(registry._ENTRY_POINTS))  # the fake is gone after the test
     assert "plugin_model" in available_models()
     assert isinstance(load_from_dict({"name": "plugin_model", "config": FORCES}), PluginModel)
 
