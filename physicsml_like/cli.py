@@ -165,7 +165,7 @@ class _EpochPrinter:
 
         class EpochPrinter(L.Callback):
             def on_train_start(self, trainer: Any, module: Any) -> None:
-                print(f"  graphs built in {time.perf_counter() - printer.start:.1f} s; "
+                print(f"  graphs built and model set up in {time.perf_counter() - printer.start:.1f} s; "
                       f"training {trainer.max_epochs} epochs", flush=True)
 
             def on_train_epoch_start(self, trainer: Any, module: Any) -> None:
@@ -221,10 +221,7 @@ def _demo_case(case: dict[str, Any], epochs: int, root: Path) -> dict[str, Any]:
         trainer={"max_epochs": epochs, "default_root_dir": str(root), "enable_progress_bar": False},
         **case["fields"],
     )
-    model.initialise(train)
-    callback = printer.callback()
-    model._require_module().configure_callbacks = lambda: [callback]  # Lightning merges these in
-    model.train(train, val)
+    model.train(train, val, callbacks=[printer.callback()])
     assert model.trainer is not None, "train() keeps its trainer"
     metrics = {k: float(v) for k, v in model.trainer.callback_metrics.items()}
     metrics["zero_force"] = float(np.abs(np.concatenate([f.get_forces() for f in val])).mean())
