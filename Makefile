@@ -34,7 +34,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/families.py
 
 docs: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict
+	DOCS_EXECUTE_NOTEBOOKS=true $(VENV)/bin/mkdocs build --strict
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff mypy

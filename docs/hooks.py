@@ -82,6 +82,15 @@ def on_page_content(html: str, **kwargs: Any) -> str:
     return _ROLE.sub("", html)
 
 
+# the notebook converter's page template imports mermaid from a CDN for diagrams, which these
+# notebooks do not have: without the script the site needs no network at all
+_MERMAID = re.compile(r'<script type="module">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*?</script>', re.DOTALL)
+
+
+def on_post_page(output: str, **kwargs: Any) -> str:
+    return _MERMAID.sub("", output)
+
+
 def benchmark_results(name: str) -> str:
     """The results file, headings one level down; a clear note when it has not been produced."""
     path = _RESULTS / name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -26,5 +27,11 @@ def test_docs_build_strict(tmp_path: Path) -> None:
     for name in ("MACEModelConfig", "TensorNetModel", "load_dataset", "DataError", "ConfigError"):
         assert name in api, name
     assert (tmp_path / "site" / "notebooks" / "01_quickstart" / "index.html").exists()
+    for page in (tmp_path / "site").rglob("*.html"):  # the site needs no network: no CDN scripts or styles
+        text = page.read_text()
+        assert not re.search(r'(src|href)="https?://[^"]*\.(js|mjs|css)"|import\("https?://', text), page
+    for family in ("egnn", "ani", "tensornet", "painn", "mace", "nequip", "allegro"):  # an introduction, not a bare table
+        intro = (tmp_path / "site" / "models" / family / "index.html").read_text()
+        assert "When to use it" in intro or "<pre" in intro, family
     highlighted = (tmp_path / "site" / "quickstart" / "index.html").read_text()
     assert 'class="highlight"' in highlighted and "highlight.js" not in highlighted  # Pygments at build time
