@@ -18,6 +18,7 @@ import difflib
 import sys
 import warnings
 from pathlib import Path
+from types import FrameType
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -91,7 +92,8 @@ def _caller_stacklevel() -> int:
     import pydantic
 
     internal = (_PACKAGE, str(Path(pydantic.__file__).resolve().parent))
-    frame, level = sys._getframe(2), 2
+    frame: FrameType | None = sys._getframe(2)
+    level = 2
     while frame is not None and frame.f_code.co_filename.startswith(internal):
         frame, level = frame.f_back, level + 1
     return level

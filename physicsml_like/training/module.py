@@ -243,6 +243,7 @@ class AtomisticLightningModule(L.LightningModule):
         prediction, label = pair.prediction.detach(), pair.label
         for index, name in enumerate(target.metric_names()):
             if index:  # the energy's second metric: per atom
+                assert pair.n_atoms is not None, "a per-atom metric needs the atom counts"
                 prediction, label = pair.prediction.detach() / pair.n_atoms, pair.label / pair.n_atoms
             for metric in ("mae", "rmse"):
                 tracker = cast(Metric, self.metrics[_metric_key(split, name, metric)])

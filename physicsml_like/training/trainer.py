@@ -10,9 +10,8 @@ import os
 import re
 import warnings
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -159,7 +158,7 @@ class ResumableCSVLogger(CSVLogger):
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _HistoryWriter(self.log_dir, self._history)
-        return self._experiment
+        return cast(ExperimentWriter, self._experiment)
 
 
 def _history_before(path: Path, step: int | None) -> list[dict[str, str]]:
@@ -248,13 +247,13 @@ def _logger(logger: LoggerConfig, run_dir: Path, resume_step: int | None) -> Log
         )
     cls = lightning_class(logger.class_name, "lightning.pytorch.loggers", "Logger", "logger")
     arguments = dict(logger.config)
+    if "save_dir" in inspect.signature(cls).parameters:
+        arguments.setdefault("save_dir", str(run_dir))
     if cls is loggers.CSVLogger:
         arguments = {"name": "", "version": "", **arguments}  # metrics.csv in the run folder itself
-        cls = partial(ResumableCSVLogger, resume_step=resume_step)
+        cls, arguments["resume_step"] = ResumableCSVLogger, resume_step  # keeps a resumed run's rows
     elif cls is loggers.TensorBoardLogger:
         arguments = {"name": "tensorboard", "version": "", **arguments}
-    if "save_dir" in inspect.signature(CSVLogger if isinstance(cls, partial) else cls).parameters:
-        arguments.setdefault("save_dir", str(run_dir))
     try:
         return cls(**arguments)
     except TypeError as err:
