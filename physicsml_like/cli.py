@@ -165,7 +165,7 @@ class _EpochPrinter:
 
         class EpochPrinter(L.Callback):
             def on_train_start(self, trainer: Any, module: Any) -> None:
-                print(f"  graphs built and model set up in {time.perf_counter() - printer.start:.1f} s; "
+                print(f"  graphs built in {time.perf_counter() - printer.start:.1f} s (with the model set up); "
                       f"training {trainer.max_epochs} epochs", flush=True)
 
             def on_train_epoch_start(self, trainer: Any, module: Any) -> None:
