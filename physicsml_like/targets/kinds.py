@@ -62,14 +62,18 @@ def _scale(value: float | None) -> float:
 
 
 class _StandardisedScalar(Target):
-    """A scalar predicted as ``mean + std * head`` from its label statistics (float64 buffers)."""
+    """A scalar predicted as ``mean + std * head`` from its label statistics (float64 buffers):
+    ``statistics.<level>_scalar_mean`` and ``_std`` for the target's level."""
 
     mean: torch.Tensor
     std: torch.Tensor
 
-    def _standardise_with(self, mean: float, std: float | None) -> None:
-        self.register_buffer("mean", torch.tensor(float(mean), dtype=torch.float64))
-        self.register_buffer("std", torch.tensor(_scale(std), dtype=torch.float64))
+    def __init__(self, spec: TargetSpec, statistics: DatasetStatistics, config: ModelConfig, mapping: ElementMapping) -> None:
+        super().__init__(spec, statistics, config, mapping)
+        means: dict[str, float] = getattr(statistics, f"{spec.level}_scalar_mean")
+        stds: dict[str, float] = getattr(statistics, f"{spec.level}_scalar_std")
+        self.register_buffer("mean", torch.tensor(float(means.get(spec.name, 0.0)), dtype=torch.float64))
+        self.register_buffer("std", torch.tensor(_scale(stds.get(spec.name)), dtype=torch.float64))
 
     def standardised(self, head: torch.Tensor) -> torch.Tensor:
         return self.mean.to(head.dtype) + self.std.to(head.dtype) * head
@@ -139,7 +143,6 @@ class GraphScalar(_StandardisedScalar):
 
     def __init__(self, spec: TargetSpec, statistics: DatasetStatistics, config: ModelConfig, mapping: ElementMapping) -> None:
         super().__init__(spec, statistics, config, mapping)
-        self._standardise_with(statistics.graph_scalar_mean.get(spec.name, 0.0), statistics.graph_scalar_std.get(spec.name))
         self.pooling = config.pool_type
 
     def readout(self, readout: Readout) -> torch.Tensor:
@@ -220,10 +223,6 @@ class NodeScalar(_StandardisedScalar):
 
     spec_class = NodeScalarTarget
 
-    def __init__(self, spec: TargetSpec, statistics: DatasetStatistics, config: ModelConfig, mapping: ElementMapping) -> None:
-        super().__init__(spec, statistics, config, mapping)
-        self._standardise_with(statistics.node_scalar_mean.get(spec.name, 0.0), statistics.node_scalar_std.get(spec.name))
-
     def readout(self, readout: Readout) -> torch.Tensor:
         return self.standardised(readout.require(OUT_NODE_SCALARS)[:, self.spec.column])
 
@@ -283,10 +282,6 @@ class EdgeScalar(_StandardisedScalar, _EdgeTarget):
     """A per-edge scalar, standardised by the mean and spread of its labelled edges."""
 
     spec_class = EdgeScalarTarget
-
-    def __init__(self, spec: TargetSpec, statistics: DatasetStatistics, config: ModelConfig, mapping: ElementMapping) -> None:
-        super().__init__(spec, statistics, config, mapping)
-        self._standardise_with(statistics.edge_scalar_mean.get(spec.name, 0.0), statistics.edge_scalar_std.get(spec.name))
 
     def readout(self, readout: Readout) -> torch.Tensor:
         return self.standardised(readout.require(OUT_EDGE_SCALARS)[:, self.spec.column])
