@@ -2,12 +2,14 @@
 
     python benchmarks/data_pipeline.py                 # full run, writes benchmarks/results/data_pipeline.md
     python benchmarks/data_pipeline.py --structures 100000   # smaller synthetic set
+    python benchmarks/data_pipeline.py --building-only       # section 1 alone, printed
 
 Measures
 --------
 1. Graph building (read + neighbour lists + packing) in structures/s on the bundled molecule set
    (ethanol) and the periodic copper set, beside the bare matscipy neighbour-list calls on the
-   same structures. Target: within 2x of bare matscipy.
+   same structures, the two taking turns. Targets: molecules faster than the bare matscipy calls
+   (one call per structure, on arrays prepared beforehand); periodic cells within 2x of them.
 2. Iterating training batches of 32 (reshuffled) in each mode (``None``, ``in_memory``,
    ``on_disk``). Targets: in-memory >= 20,000 structures/s on small molecules; on_disk >= 80 %
    of in-memory.
@@ -39,6 +41,18 @@ from physicsml_like.datasets import load_dataset
 RESULTS = Path(__file__).resolve().parent / "results" / "data_pipeline.md"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (ratios depend on it), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def rss_mb() -> float:
     with open("/proc/self/status") as handle:
         for line in handle:
@@ -52,21 +66,24 @@ def bare_matscipy_seconds(frames, cutoff: float) -> float:
     from matscipy.neighbours import neighbour_list
 
     prepared = [_binning_frame(f.positions, f.cell.array, f.pbc, cutoff) + (f.pbc,) for f in frames]
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for positions, cell, pbc in prepared:
         neighbour_list("ijS", positions=positions, cell=cell, pbc=pbc, cutoff=cutoff)
-    return time.perf_counter() - t0
+    return time.process_time() - t0
 
 
-def building(name: str, frames, config: DataModuleConfig) -> dict[str, float]:
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
+def building(name: str, frames, config: DataModuleConfig, rounds: int = 9) -> dict[str, float]:
+    """Best of ``rounds`` of ours and of the bare calls, taking turns (the machine's speed drifts).
+    Both are timed in CPU time of this process (``time.process_time``), so that other work on a
+    shared machine does not count."""
+    ours = bare = float("inf")
+    for _ in range(rounds):
+        t0 = time.process_time()
         build_graphs(frames, config, with_labels=True, progress=False)
-        best = min(best, time.perf_counter() - t0)
-    bare = min(bare_matscipy_seconds(frames, config.cut_off) for _ in range(3))
-    return {"dataset": name, "structures": len(frames), "build_per_s": len(frames) / best,
-            "bare_per_s": len(frames) / bare, "ratio": best / bare}
+        ours = min(ours, time.process_time() - t0)
+        bare = min(bare, bare_matscipy_seconds(frames, config.cut_off))
+    return {"dataset": name, "structures": len(frames), "build_per_s": len(frames) / ours,
+            "bare_per_s": len(frames) / bare, "ratio": ours / bare}
 
 
 def iteration(frames, config: dict, mode: str | None, epochs: int = 2) -> float:
@@ -140,6 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--structures", type=int, default=1_000_000, help="synthetic structures for the memory test")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--building-only", action="store_true", help="only time graph building and print it")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -150,6 +168,12 @@ def main() -> None:
 
     build_rows = [building("ethanol (9 atoms)", ethanol, DataModuleConfig(**mol_cfg)),
                   building("cu_emt (32 atoms, periodic)", copper, DataModuleConfig(**cu_cfg))]
+    if args.building_only:
+        print(f"CPU: {cpu_model()}")
+        for row in build_rows:
+            print(f"{row['dataset']}: ours {row['build_per_s']:,.0f}/s, bare {row['bare_per_s']:,.0f}/s, "
+                  f"ours/bare time {row['ratio']:.2f}x")
+        return
     read_t0 = time.perf_counter()
     read_table(ethanol, DataModuleConfig(**mol_cfg))
     read_rate = len(ethanol) / (time.perf_counter() - read_t0)
@@ -164,7 +188,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         memory = on_disk_memory(args.structures, Path(tmp))
 
-    machine = f"{platform.node()} | {platform.processor() or platform.machine()} | {os.cpu_count()} cores | " \
+    machine = f"{platform.node()} | {cpu_model()} | {os.cpu_count()} cores | " \
               f"Python {sys.version.split()[0]} | torch {torch.__version__} | 1 torch thread, no workers"
     lines = [
         "# Data pipeline benchmark", "",
@@ -174,10 +198,10 @@ def main() -> None:
         "| dataset | structures | ours (structures/s) | bare matscipy calls (structures/s) | ours / bare time | target |",
         "|---|---|---|---|---|---|",
     ]
-    for row in build_rows:
-        ok = "ok" if row["ratio"] <= 2 else "MISSED"
+    for row, limit in zip(build_rows, (1.0, 2.0), strict=True):
+        ok = "ok" if row["ratio"] < limit else "MISSED"
         lines.append(f"| {row['dataset']} | {row['structures']} | {row['build_per_s']:,.0f} | {row['bare_per_s']:,.0f} | "
-                     f"{row['ratio']:.2f}x | <= 2x: {ok} |")
+                     f"{row['ratio']:.2f}x | < {limit:g}x: {ok} |")
     lines += ["", f"Reading the ethanol frames into the structure table alone: {read_rate:,.0f} structures/s.", "",
               "## Iterating training batches of 32, reshuffled every epoch", "",
               "| dataset | None (PyG collate) | in_memory | on_disk | on_disk / in_memory |", "|---|---|---|---|---|"]

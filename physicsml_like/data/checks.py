@@ -40,20 +40,22 @@ class InputChecks:
 
     def add(self, table: StructureTable, edges: EdgeArrays) -> None:
         """Check one chunk; warns once per kind of problem, or raises :class:`DataError`."""
-        real = _real_edges(edges)
-        self._count_neighbours(table, edges, real)
+        self._count_neighbours(table, edges)
         if self.config.min_distance is not None and self.config.min_distance > 0:
-            self._check_distances(table, edges, real)
+            self._check_distances(table, edges, _real_edges(edges))
 
     # ------------------------------------------------------------------ neighbours
-    def _count_neighbours(self, table: StructureTable, edges: EdgeArrays, real: np.ndarray) -> None:
-        self.atoms += table.num_atoms
-        self.edges += int(real.sum())
-        self.structures += table.num_structures
-        if table.num_atoms:
+    def _count_neighbours(self, table: StructureTable, edges: EdgeArrays) -> None:
+        per_atom = edges.neighbours_per_atom
+        if per_atom is None:
+            real = _real_edges(edges)
             owner = np.repeat(np.arange(table.num_structures), np.diff(edges.edge_ptr))
             centres = edges.edge_index[real, 0].astype(np.int64) + table.atom_ptr[owner[real]]
             per_atom = np.bincount(centres, minlength=table.num_atoms)
+        self.atoms += table.num_atoms
+        self.edges += int(per_atom.sum())
+        self.structures += table.num_structures
+        if table.num_atoms:
             busiest = int(np.argmax(per_atom))
             if per_atom[busiest] > self.most_neighbours[0]:
                 self.most_neighbours = (int(per_atom[busiest]), table.frame_id(table.structure_of_atom(busiest)))
@@ -84,16 +86,24 @@ class InputChecks:
         owner_all = np.repeat(np.arange(table.num_structures), np.diff(edges.edge_ptr))
         close_edges: list[np.ndarray] = []
         lengths: list[np.ndarray] = []
-        for start in range(0, len(real), _EDGE_BLOCK):
+        if edges.lengths is not None:  # the neighbour list's own lengths: nothing to recompute
+            close_edges.append(np.flatnonzero(real & (edges.lengths < minimum)))
+            lengths.append(edges.lengths[close_edges[0]])
+        for start in range(0, len(real) if edges.lengths is None else 0, _EDGE_BLOCK):
             block = np.arange(start, min(start + _EDGE_BLOCK, len(real)))[real[start : start + _EDGE_BLOCK]]
             owner = owner_all[block]
             i = edges.edge_index[block, 0].astype(np.int64) + table.atom_ptr[owner]
             j = edges.edge_index[block, 1].astype(np.int64) + table.atom_ptr[owner]
-            shift = np.einsum("ek,ekd->ed", edges.shifts[block].astype(np.float64), table.cell[owner])
-            length = np.linalg.norm(table.positions[j] - table.positions[i] + shift, axis=1)
-            hit = length < minimum
+            vectors = table.positions[j] - table.positions[i]
+            # only edges to periodic images need the cell (none in a molecule set)
+            shifts = edges.shifts[block]
+            imaged = np.flatnonzero(shifts.any(axis=1))
+            if len(imaged):
+                vectors[imaged] += np.einsum("ek,ekd->ed", shifts[imaged].astype(np.float64), table.cell[owner[imaged]])
+            squared = np.einsum("ed,ed->e", vectors, vectors)
+            hit = squared < minimum * minimum
             close_edges.append(block[hit])
-            lengths.append(length[hit])
+            lengths.append(np.sqrt(squared[hit]))
         close = np.concatenate(close_edges) if close_edges else np.zeros(0, dtype=np.int64)
         if not len(close):
             return

@@ -16,6 +16,7 @@ Labels on ``ase.Atoms`` are looked up, in order, in the attached calculator's re
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -276,6 +277,9 @@ def _resolve_cell_pbc(
     cell: np.ndarray | None, pbc: np.ndarray | None, config: DataModuleConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """Apply the config's ``cell``/``pbc`` to structures that carry none."""
+    if config.cell is None and config.pbc is None and cell is not None and pbc is not None:
+        # nothing to apply: the structure's own (the common case, checked without numpy calls)
+        return np.asarray(cell, dtype=np.float64).reshape(3, 3), np.asarray(pbc, dtype=bool).reshape(3)
     if cell is None or not np.any(cell):
         if config.cell is not None:
             cell = np.asarray(config.cell, dtype=np.float64)
@@ -317,6 +321,24 @@ class _ChunkBuilder:
     def add_structure(
         self, numbers: Any, positions: Any, cell: np.ndarray, pbc: np.ndarray, row: int
     ) -> int:
+        if (type(numbers) is np.ndarray and numbers.dtype == np.int64 and numbers.ndim == 1
+                and type(positions) is np.ndarray and positions.dtype == np.float64
+                and positions.shape == (len(numbers), 3)):
+            # already what the table holds (ase.Atoms' own arrays): skip the conversions, which
+            # were a fifth of reading ethanol frames
+            z, pos = numbers, positions
+        else:
+            z, pos = self._checked(numbers, positions, row)
+        self.numbers.append(z)
+        self.positions.append(pos)
+        self.cells.append(cell)
+        self.pbcs.append(pbc)
+        self.rows.append(row)
+        return len(z)
+
+    def _checked(self, numbers: Any, positions: Any, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Atomic numbers and positions as int64 ``[n]`` and float64 ``[n, 3]``, or an error
+        naming the row and field."""
         z = np.asarray(numbers)
         if z.dtype.kind == "f" and z.size and np.all(z == np.round(z)):
             z = z.astype(np.int64)  # tables often store integers as floats
@@ -337,12 +359,7 @@ class _ChunkBuilder:
                 f"(expected ({len(z)}, 3))",
                 source=self.source, index=row, field="coordinates",
             )
-        self.numbers.append(z)
-        self.positions.append(pos)
-        self.cells.append(cell)
-        self.pbcs.append(pbc)
-        self.rows.append(row)
-        return len(z)
+        return z, pos
 
     def flush(self) -> StructureTable:
         table = StructureTable.from_lists(
@@ -407,6 +424,75 @@ def _atoms_tables(
             "molecules or a table with a SMILES column); ase.Atoms carry no bonds",
             source=source,
         )
+    plain_request = not (request.graph_vectors or request.stress or request.graph_attrs or request.edge_names)
+    if config.cell is None and config.pbc is None and plain_request:
+        for items in _batched(frames, chunk_size):
+            # the per-frame reader below checks every value and names what is wrong; a chunk
+            # that passes the bulk path's checks needs none of that
+            table = _plain_atoms_table(items, request, source)
+            yield table if table is not None else next(_checked_atoms_tables(iter(items), config, request, len(items), source))
+        return
+    yield from _checked_atoms_tables(iter(frames), config, request, chunk_size, source)
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _plain_atoms_table(items: list[tuple[int, ase.Atoms]], request: LabelRequest, source: str) -> StructureTable | None:
+    """A chunk of ase.Atoms read in bulk, when every frame is plain: int64 atomic numbers,
+    float64 ``[n, 3]`` positions, one number per graph-scalar label and ``[n]``/``[n, 3]`` node
+    labels. ``None`` when any frame is not, and the checked reader handles the chunk.
+
+    Per frame this is a few attribute reads: graph building of 600 ethanol frames became faster
+    than the bare per-structure matscipy calls on arrays prepared beforehand.
+    """
+    frames = [atoms for _, atoms in items]
+    if not all(type(a) is ase.Atoms for a in frames):
+        return None
+    arrays = [a.arrays for a in frames]
+    numbers = [a["numbers"] for a in arrays]
+    positions = [a["positions"] for a in arrays]
+    if not all(z.dtype == np.int64 and p.dtype == np.float64 for z, p in zip(numbers, positions, strict=True)):
+        return None
+    lookups = [_atoms_lookup(a) for a in frames]
+    graph: dict[str, list[Any]] = {}
+    for name in request.graph_scalars:
+        values = [lookup(name) for lookup in lookups]
+        if not all(type(v) is float or (type(v) is np.ndarray and v.size == 1) or type(v) is np.float64 for v in values):
+            return None
+        graph[name] = values
+    node: dict[str, list[np.ndarray]] = {}
+    for name in request.node_scalars + request.node_vectors:
+        values = [lookup(name) for lookup in lookups]
+        vector = name in request.node_vectors
+        if not all(type(v) is np.ndarray and v.dtype.kind == "f" and v.shape == ((len(z), 3) if vector else (len(z),))
+                   for v, z in zip(values, numbers, strict=True)):
+            return None
+        node[name] = values
+    return StructureTable.from_lists(
+        numbers=numbers,
+        positions=positions,
+        cells=[a.cell.array for a in frames],
+        pbcs=[a.pbc for a in frames],
+        graph_labels={k: [np.asarray(v, dtype=np.float64).reshape(()) for v in vs] for k, vs in graph.items()},
+        node_labels=node,
+        row_ids=[index for index, _ in items],
+        source=source,
+    )
+
+
+def _checked_atoms_tables(
+    frames: Iterator[tuple[int, ase.Atoms]],
+    config: DataModuleConfig,
+    request: LabelRequest,
+    chunk_size: int,
+    source: str,
+) -> Iterator[StructureTable]:
+    """ase.Atoms read frame by frame, every value checked (errors name the frame and field)."""
     chunk = _ChunkBuilder(request, source, with_molecules=False)
     for index, atoms in frames:
         if not isinstance(atoms, ase.Atoms):

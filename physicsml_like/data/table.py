@@ -287,4 +287,5 @@ def _join_named(tables: Sequence[StructureTable], name: str) -> dict[str, np.nda
 def _concat(parts: Sequence[np.ndarray], dtype: type, empty_shape: tuple[int, ...] | None) -> np.ndarray:
     if len(parts) == 0:
         return np.zeros(empty_shape or (0,), dtype=dtype)
-    return np.concatenate([np.asarray(p, dtype=dtype) for p in parts])
+    # the reader checked every part: one concatenation casts them all (no per-part conversion)
+    return np.concatenate(parts, axis=0, dtype=dtype, casting="unsafe")

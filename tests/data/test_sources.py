@@ -8,12 +8,14 @@ import ase
 import ase.io
 import numpy as np
 import pandas as pd
+import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 from rdkit import Chem
 
 from physicsml_like.config import DataModuleConfig
 from physicsml_like.data import read_table
 from physicsml_like.datasets import dataset_path, load_table
+from physicsml_like.errors import DataError
 
 from ..conftest import shared_data
 
@@ -155,3 +157,43 @@ def test_no_python_object_per_atom(cu_frames: list[ase.Atoms]) -> None:
     for array in (table.atomic_numbers, table.positions, table.node_labels["forces"]):
         assert isinstance(array, np.ndarray) and array.dtype != object
     assert table.positions.shape == (table.num_atoms, 3)
+
+
+def test_bulk_read_of_plain_atoms_equals_the_checked_reader(ethanol: list[ase.Atoms]) -> None:
+    """Plain ase.Atoms are read in bulk; the table is exactly the frame-by-frame reader's, and
+    one odd frame (integer numbers as floats, an energy given as a one-element list) sends its
+    chunk to the checked reader, which accepts it as before."""
+    from physicsml_like.data import sources
+
+    config = DataModuleConfig(y_graph_scalars=["energy", "homo"], y_node_vector="forces", y_node_scalars=["charges"])
+    frames = [f.copy() for f in ethanol[:30]]
+    for k, frame in enumerate(frames):
+        frame.calc = SinglePointCalculator(frame, energy=ethanol[k].get_potential_energy(), forces=ethanol[k].get_forces())
+        frame.info["homo"] = -7.0 + 0.01 * k
+        frame.arrays["charges"] = np.linspace(-0.5, 0.5, len(frame))
+    request = sources.LabelRequest.from_config(config)
+    items = list(enumerate(frames))
+    bulk = sources._plain_atoms_table(items, request, "frames")
+    assert bulk is not None
+    checked = next(sources._checked_atoms_tables(iter(items), config, request, len(items), "frames"))
+    _assert_tables_equal(bulk, checked)
+    np.testing.assert_array_equal(bulk.row_ids, checked.row_ids)
+    assert np.abs(bulk.node_labels["forces"]).max() > 0.1  # the compared labels are real
+
+    odd = [f.copy() for f in frames]
+    for k, frame in enumerate(odd):
+        frame.calc = SinglePointCalculator(frame, energy=frames[k].get_potential_energy(), forces=frames[k].get_forces())
+    odd[7].info["homo"] = [-7.0]
+    assert sources._plain_atoms_table(list(enumerate(odd)), request, "frames") is None
+    expected = [-7.0 if k == 7 else f.info["homo"] for k, f in enumerate(odd)]
+    np.testing.assert_allclose(read_table(odd, config).graph_labels["homo"], expected)
+
+
+def test_a_missing_label_in_a_plain_chunk_is_named_with_its_frame(ethanol: list[ase.Atoms]) -> None:
+    frames = [f.copy() for f in ethanol[:12]]
+    for k, frame in enumerate(frames):
+        frame.calc = SinglePointCalculator(frame, energy=ethanol[k].get_potential_energy(), forces=ethanol[k].get_forces())
+    del frames[5].calc.results["forces"]
+    with pytest.raises(DataError, match="forces") as error:
+        read_table(frames, DataModuleConfig(y_graph_scalars=["energy"], y_node_vector="forces"))
+    assert error.value.index == 5
