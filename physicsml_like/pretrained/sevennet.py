@@ -74,7 +74,10 @@ def _numpy_globals() -> list[Any]:
     """The only globals a SevenNet checkpoint may unpickle: numpy arrays (``shift``, ``scale``
     of the config) and their float/int dtypes. ``_reconstruct`` is named as the file names it
     (``numpy.core``, numpy 1) even under numpy 2."""
-    reconstruct = np.core.multiarray._reconstruct  # type: ignore[attr-defined]
+    import importlib
+
+    core = "numpy._core.multiarray" if importlib.util.find_spec("numpy._core") else "numpy.core.multiarray"
+    reconstruct = importlib.import_module(core)._reconstruct
     allowed: list[Any] = [np.ndarray, np.dtype, (reconstruct, "numpy.core.multiarray._reconstruct"),
                           (reconstruct, "numpy._core.multiarray._reconstruct")]
     allowed += [type(np.dtype(name)) for name in ("float32", "float64", "int64", "int32", "bool")]
@@ -192,7 +195,7 @@ def _gate_blocks(scalars: o3.Irreps, gated: o3.Irreps, even_gates: bool) -> Layo
     """The input of an e3nn ``Gate`` (scalars, then one gate scalar per gated irrep, then the
     gated irreps; sorted and merged by irrep as ``Gate`` does), channels labelled by role."""
     gate_ir = o3.Irrep("0e") if even_gates else o3.Irrep("0o")
-    gates = [(gate_ir, [(("g", ir), u) for u in range(mul)]) for mul, ir in gated]
+    gates: Layout = [(gate_ir, [(("g", ir), u) for u in range(mul)]) for mul, ir in gated]
     return _sorted_merged(_labelled("s", scalars) + gates + _labelled("x", gated))
 
 
@@ -470,8 +473,9 @@ def from_sevennet(
             if ours[key].shape != value.shape:
                 raise ConversionError(path, f"{key}: SevenNet gives {tuple(value.shape)}, ours is {tuple(ours[key].shape)}")
             ours[key].copy_(value.to(ours[key].dtype))
-    if hasattr(module, "ema_network"):
-        module.ema_network.module.load_state_dict(network.state_dict())
+    ema: Any = getattr(module, "ema_network", None)
+    if ema is not None:
+        ema.module.load_state_dict(network.state_dict())
     model.module = module
     return model
 
