@@ -6,6 +6,7 @@ Both sides run in float32 (SevenNet's calculator casts its inputs to float32). T
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -35,8 +36,11 @@ def _sevenn_calculator(name: str):
     return calc
 
 
+@functools.cache
 def _structures() -> dict[str, Atoms]:
-    from physicsml_like.datasets import load_dataset
+    import ase.io
+
+    from physicsml_like.datasets import dataset_path
 
     metal = bulk("Cu", "fcc", a=3.61).repeat((3, 3, 3))  # 27 atoms
     metal.rattle(0.05, seed=1)
@@ -47,7 +51,7 @@ def _structures() -> dict[str, Atoms]:
     slab.rattle(0.05, seed=3)
     small = bulk("Cu", "fcc", a=3.6, cubic=True)  # 3.6 Å edge: below the 5 Å cutoff, many images
     small.rattle(0.05, seed=4)
-    molecule = load_dataset("ethanol")[0]
+    molecule = ase.io.read(dataset_path("ethanol"), index=0)  # the first frame of load_dataset("ethanol")
     molecule.calc = None
     molecule.pbc = False
     return {"bulk metal": metal, "alloy": alloy, "slab": slab, "small cell": small, "molecule": molecule}
@@ -82,7 +86,7 @@ def reference(sevennet0):
 @pytest.mark.parametrize("kind", ["bulk metal", "alloy", "slab", "small cell", "molecule"])
 def test_sevennet0_equals_sevenn(sevennet0, reference, kind):
     _, _, calc = sevennet0
-    atoms = _structures()[kind]
+    atoms = _structures()[kind].copy()
     theirs = reference[kind]
     ours = _results(atoms, calc)
     assert np.abs(theirs[1]).max() > 0.05  # forces are not trivially zero
