@@ -16,11 +16,13 @@ _EXPORTS = {
     "EnsembleModel": ".variants.ensemble",
     "GraphDataModule": ".data.datamodule",
     "SavedModelError": ".errors",
+    "ConversionError": ".errors",
     "PhysicsMLModel": ".training.wrapper",
     "available_models": ".training.registry",
     "load_from_dict": ".training.registry",
     "load_from_yaml": ".training.registry",
     "load_model": ".training.wrapper",
+    "load_pretrained": ".pretrained",
     "register_model": ".training.registry",
     **family_exports(),
 }

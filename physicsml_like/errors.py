@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .config.base import ConfigError
 
-__all__ = ["ConfigError", "DataError", "SavedModelError"]
+__all__ = ["ConfigError", "ConversionError", "DataError", "SavedModelError"]
 
 
 class DataError(ValueError):
@@ -58,4 +58,22 @@ class SavedModelError(ValueError):
         self.file = Path(file)
         self.field = field
         where = f"{file}, field {field!r}" if field else str(file)
+        super().__init__(f"{where}: {problem}")
+
+
+class ConversionError(ValueError):
+    """A model file of another code that cannot be converted exactly into one of ours: not such
+    a file, or an architecture option with no counterpart here. The message names the file and
+    the option, so that no silently different model is returned.
+
+    Attributes
+    ----------
+    file: the model file (or name) at fault.
+    option: the other code's option (config key) with no counterpart, when one is at fault.
+    """
+
+    def __init__(self, file: str | Path, problem: str, *, option: str | None = None) -> None:
+        self.file = str(file)
+        self.option = option
+        where = f"{file}, option {option!r}" if option else str(file)
         super().__init__(f"{where}: {problem}")

@@ -2,7 +2,7 @@
 
 from .graph import AtomicGraph, AtomisticNetwork, OutputSpec
 from .mlp import MLP, activation
-from .radial import BesselBasis, GaussianBasis, PolynomialCutoff, RadialEmbedding
+from .radial import BesselBasis, GaussianBasis, PolynomialCutoff, RadialEmbedding, XPLORCutoff
 from .readout import dipole_moment, pool
 from .scatter import scatter_mean, scatter_sum
 
@@ -15,6 +15,7 @@ __all__ = [
     "OutputSpec",
     "PolynomialCutoff",
     "RadialEmbedding",
+    "XPLORCutoff",
     "activation",
     "dipole_moment",
     "pool",

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["BesselBasis", "GaussianBasis", "PolynomialCutoff", "RadialEmbedding"]
+__all__ = ["BesselBasis", "GaussianBasis", "PolynomialCutoff", "RadialEmbedding", "XPLORCutoff"]
 
 
 class PolynomialCutoff(nn.Module):
@@ -50,12 +50,48 @@ class PolynomialCutoff(nn.Module):
         return f"cutoff={self.cutoff}, p={self.p}"
 
 
+class XPLORCutoff(nn.Module):
+    r"""The XPLOR switching function (CHARMM/HOOMD): 1 below ``cutoff_on``, then a smooth
+    step down to 0 at ``cutoff`` with continuous first derivative (SevenNet-0 uses it).
+
+    .. math:: u(r) = \frac{(r_c^2 - r^2)^2 (r_c^2 + 2 r^2 - 3 r_{on}^2)}{(r_c^2 - r_{on}^2)^3},
+              \quad r_{on} \le r < r_c
+
+    Examples
+    --------
+    >>> env = XPLORCutoff(cutoff=5.0, cutoff_on=4.5)
+    >>> [round(float(v), 6) for v in env(torch.tensor([1.0, 4.5, 5.0]))]
+    [1.0, 1.0, 0.0]
+    """
+
+    def __init__(self, cutoff: float, cutoff_on: float) -> None:
+        super().__init__()
+        if not 0.0 <= cutoff_on < cutoff:
+            raise ValueError(f"the XPLOR envelope needs 0 <= cutoff_on < cutoff, got cutoff_on={cutoff_on}, cutoff={cutoff}")
+        self.cutoff = float(cutoff)
+        self.cutoff_on = float(cutoff_on)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        """``r``: ``[E]`` distances -> ``[E]`` envelope values."""
+        r_sq = r * r
+        on_sq, cut_sq = self.cutoff_on**2, self.cutoff**2
+        switched = (cut_sq - r_sq) ** 2 * (cut_sq + 2 * r_sq - 3 * on_sq) / (cut_sq - on_sq) ** 3
+        out = torch.where(r < self.cutoff_on, torch.ones_like(r), switched)
+        return out * (r < self.cutoff).to(out.dtype)
+
+    def extra_repr(self) -> str:
+        return f"cutoff={self.cutoff}, cutoff_on={self.cutoff_on}"
+
+
 class BesselBasis(nn.Module):
     r"""Radial Bessel functions :math:`\sqrt{2/r_c}\,\sin(n\pi r/r_c)/r`, ``n = 1..num_basis``
     (DimeNet; NequIP and MACE use the same), with optionally trainable frequencies.
+
+    ``prefactor`` replaces :math:`\sqrt{2/r_c}` (SevenNet uses :math:`2/r_c`), so that a network
+    trained with another constant in front computes the same basis.
     """
 
-    def __init__(self, cutoff: float, num_basis: int = 8, trainable: bool = False) -> None:
+    def __init__(self, cutoff: float, num_basis: int = 8, trainable: bool = False, prefactor: float | None = None) -> None:
         super().__init__()
         self.cutoff = float(cutoff)
         self.num_basis = int(num_basis)
@@ -64,7 +100,7 @@ class BesselBasis(nn.Module):
             self.frequencies = nn.Parameter(frequencies)
         else:
             self.register_buffer("frequencies", frequencies)
-        self.prefactor = math.sqrt(2.0 / self.cutoff)
+        self.prefactor = math.sqrt(2.0 / self.cutoff) if prefactor is None else float(prefactor)
 
     def _initial_frequencies(self, dtype: torch.dtype) -> torch.Tensor:
         return math.pi / self.cutoff * torch.arange(1, self.num_basis + 1, dtype=dtype)
@@ -85,7 +121,7 @@ class BesselBasis(nn.Module):
 
     def extra_repr(self) -> str:
         trainable = isinstance(self.frequencies, nn.Parameter)
-        return f"cutoff={self.cutoff}, num_basis={self.num_basis}, trainable={trainable}"
+        return f"cutoff={self.cutoff}, num_basis={self.num_basis}, trainable={trainable}, prefactor={self.prefactor:.4g}"
 
 
 class GaussianBasis(nn.Module):
@@ -110,17 +146,29 @@ class GaussianBasis(nn.Module):
 
 
 class RadialEmbedding(nn.Module):
-    """A radial basis times the smooth envelope: ``[E] -> [E, num_basis]``, zero at the cutoff."""
+    """A radial basis times the smooth envelope: ``[E] -> [E, num_basis]``, zero at the cutoff.
 
-    def __init__(self, cutoff: float, num_basis: int = 8, envelope_p: int = 6, trainable: bool = False, kind: str = "bessel") -> None:
+    ``envelope="polynomial"`` (default, exponent ``envelope_p``) or ``"xplor"`` (switching from
+    ``envelope_on``); ``bessel_prefactor`` is :class:`BesselBasis`'s ``prefactor``.
+    """
+
+    def __init__(self, cutoff: float, num_basis: int = 8, envelope_p: int = 6, trainable: bool = False, kind: str = "bessel",
+                 *, envelope: str = "polynomial", envelope_on: float | None = None, bessel_prefactor: float | None = None) -> None:
         super().__init__()
         if kind == "bessel":
-            self.basis: nn.Module = BesselBasis(cutoff, num_basis, trainable)
+            self.basis: nn.Module = BesselBasis(cutoff, num_basis, trainable, prefactor=bessel_prefactor)
         elif kind == "gaussian":
             self.basis = GaussianBasis(cutoff, num_basis)
         else:
             raise ValueError(f"unknown radial basis {kind!r} (bessel, gaussian)")
-        self.envelope = PolynomialCutoff(cutoff, envelope_p)
+        if envelope == "polynomial":
+            self.envelope: nn.Module = PolynomialCutoff(cutoff, envelope_p)
+        elif envelope == "xplor":
+            if envelope_on is None:
+                raise ValueError("the xplor envelope needs envelope_on (where the switching starts)")
+            self.envelope = XPLORCutoff(cutoff, envelope_on)
+        else:
+            raise ValueError(f"unknown envelope {envelope!r} (polynomial, xplor)")
         self.num_basis = int(num_basis)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,9 @@ activation choices of the reference implementation)."""
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from ...config.model import ModelConfig
 
@@ -51,6 +53,43 @@ class NequIPModelConfig(ModelConfig):
     data's mean number of neighbours."""
     readout_features: int = Field(16, gt=0)
     """Width of the scalar (and vector) layer between the last block and each output."""
+
+    # Options of other NequIP implementations (SevenNet); the defaults keep the model above.
+    features_per_ell: list[int] | None = None
+    """Channels of each rotation order ``l = 0..max_ell`` of the hidden features (SevenNet-0:
+    ``[128, 64, 32]``); default ``num_features`` for every ``l``. Its first entry must equal
+    ``num_features`` (the width of the scalar features and of the embedding)."""
+    envelope: Literal["polynomial", "xplor"] = "polynomial"
+    """Cutoff envelope: the polynomial of exponent ``num_polynomial_cutoff``, or the XPLOR
+    switching function from ``envelope_on`` to the cutoff (SevenNet-0)."""
+    envelope_on: float | None = Field(None, ge=0)
+    """Where the XPLOR envelope starts to fall (Angstrom); needed with ``envelope="xplor"``."""
+    bessel_prefactor: float | None = Field(None, gt=0)
+    """Constant in front of ``sin(n pi r / r_c) / r``; default ``sqrt(2 / r_c)`` (SevenNet: ``2 / r_c``)."""
+    radial_envelope_on_hidden: bool = True
+    """Also multiply the radial network's last hidden layer by the envelope (so the weights
+    vanish at the cutoff whatever the activation); ``False`` applies it to the radial basis
+    only, as SevenNet does."""
+    normalize_edge_sh: bool = True
+    """Spherical harmonics of the unit edge vectors; ``False`` takes them of the raw vectors
+    (``r^l Y_l``), as SevenNet checkpoints before version 0.10 do."""
+    self_connection_type: Literal["element", "linear"] = "element"
+    """With ``self_connection``: a per-element linear map of the block input (a tensor product
+    with the one-hot, NequIP), or one linear map shared by all elements (SevenNet-0's
+    ``"linear"``)."""
+
+    @model_validator(mode="after")
+    def _options_fit(self) -> NequIPModelConfig:
+        if self.features_per_ell is not None:
+            if len(self.features_per_ell) != self.max_ell + 1:
+                raise ValueError(f"features_per_ell needs one entry per l = 0..max_ell ({self.max_ell + 1}), got {self.features_per_ell}")
+            if self.features_per_ell[0] != self.num_features:
+                raise ValueError(f"features_per_ell[0] ({self.features_per_ell[0]}) must equal num_features ({self.num_features})")
+            if min(self.features_per_ell) <= 0:
+                raise ValueError(f"features_per_ell entries must be positive, got {self.features_per_ell}")
+        if self.envelope == "xplor" and (self.envelope_on is None or self.envelope_on >= self.datamodule.cut_off):
+            raise ValueError(f"envelope='xplor' needs envelope_on below datamodule.cut_off ({self.datamodule.cut_off}), got {self.envelope_on}")
+        return self
     @field_validator("nonlinearity_scalars", "nonlinearity_gates")
     @classmethod
     def _both_parities(cls, value: dict[str, str]) -> dict[str, str]:

@@ -11,7 +11,7 @@ from e3nn import o3
 from e3nn.nn import Gate
 from torch import nn
 
-from ...nn.equivariant import CouplingPaths, ScalarMLP, redraw_normal, to_channels, uniform_channels
+from ...nn.equivariant import CouplingPaths, ScalarMLP, redraw_normal, to_channels
 from ...nn.mlp import activation
 from ...nn.scatter import scatter_sum
 
@@ -23,14 +23,16 @@ class RadialFilter(nn.Module):
 
     A bias-free MLP with e3nn's variance-preserving initialisation (weights ``N(0, 1)`` divided by
     the square root of the fan-in, activation rescaled to unit second moment). Its last hidden
-    layer is multiplied by the envelope, so the weights vanish smoothly at the cutoff whatever the
-    activation. The output comes in pieces of the given ``splits`` widths, each from its own
+    layer is multiplied by the envelope (unless ``envelope_on_hidden=False``), so the weights
+    vanish smoothly at the cutoff whatever the activation. The output comes in pieces of the given ``splits`` widths, each from its own
     slice of the last weight matrix, so that no per-edge tensor is sliced (slicing one costs a
     full-size zero tensor in every backward pass).
     """
 
-    def __init__(self, num_basis: int, hidden: Sequence[int], activation_name: str, splits: Sequence[int], scale: float = 1.0) -> None:
+    def __init__(self, num_basis: int, hidden: Sequence[int], activation_name: str, splits: Sequence[int], scale: float = 1.0,
+                 envelope_on_hidden: bool = True) -> None:
         super().__init__()
+        self.envelope_on_hidden = envelope_on_hidden
         self.splits = [int(n) for n in splits]
         self.hidden = ScalarMLP([num_basis, *hidden], activation_name, output_activation=True)
         width = self.hidden.sizes[-1]
@@ -43,7 +45,9 @@ class RadialFilter(nn.Module):
 
     def forward(self, radial: torch.Tensor, envelope: torch.Tensor) -> list[torch.Tensor]:
         """``radial [E, B]``, ``envelope [E]`` -> one ``[E, width]`` weight tensor per split."""
-        h = self.hidden(radial) * envelope.unsqueeze(-1)
+        h = self.hidden(radial)
+        if self.envelope_on_hidden:
+            h = h * envelope.unsqueeze(-1)
         return [h @ part for part in (self.last * self.scale).split(self.splits, dim=1)]
 
     def extra_repr(self) -> str:
@@ -58,7 +62,9 @@ class EdgeConvolution(nn.Module):
     .. math:: m_{i,u,p} = \frac{1}{\sqrt{\bar n}} \sum_{j} R_{p,u}(r_{ij})\,
               \big(x_{j,u} \otimes Y(\hat r_{ij})\big)_p
 
-    (e3nn's ``"uvu"`` tensor product with one output slot per path).
+    (e3nn's ``"uvu"`` tensor product with one output slot per path). The irreps of ``x`` may carry
+    different numbers of channels (``128x0e + 64x1e + 32x2e``, SevenNet-0); a path then has the
+    channels of its input irrep.
 
     Why it is laid out as it is: the per-edge tensors of every path are the cost of NequIP on a
     CPU, and they are memory-bound. Paths are grouped by output dimension ``d`` and input irrep;
@@ -82,11 +88,15 @@ class EdgeConvolution(nn.Module):
         radial_hidden: Sequence[int],
         radial_activation: str,
         avg_num_neighbours: float,
+        envelope_on_hidden: bool = True,
     ) -> None:
         super().__init__()
         self.irreps_in = o3.Irreps(irreps_in)
         self.irreps_sh = o3.Irreps(irreps_sh)
-        self.channels = uniform_channels(self.irreps_in, "EdgeConvolution irreps_in")
+        self.muls = [mul for mul, _ in self.irreps_in]
+        # one channel count for all irreps: the fast layout (paths of a group share a tensor)
+        self.uniform = len(set(self.muls)) == 1
+        self.channels = self.muls[0] if self.uniform else max(self.muls)
         self.paths = CouplingPaths(self.irreps_in, self.irreps_sh, targets)
         if not len(self.paths):
             raise ValueError(f"no tensor-product path from {self.irreps_in} x {self.irreps_sh} to the targets")
@@ -95,9 +105,12 @@ class EdgeConvolution(nn.Module):
         order = self._register_blocks(used, starts)
         self._register_output_order(order)
         self._inputs = [(starts[k], self.irreps_in[k].ir.dim) for k in used]
+        # e3nn-layout slice of each used input irrep: (start, channels, 2l + 1)
+        slices = self.irreps_in.slices()
+        self._input_slices = [(slices[k].start, self.muls[k], self.irreps_in[k].ir.dim) for k in used]
         self.radial = RadialFilter(
-            num_basis, radial_hidden, radial_activation, [count * self.channels for *_, count in self._blocks],
-            scale=1.0 / math.sqrt(avg_num_neighbours),
+            num_basis, radial_hidden, radial_activation, [count * self._block_channels[b] for b, (*_, count) in enumerate(self._blocks)],
+            scale=1.0 / math.sqrt(avg_num_neighbours), envelope_on_hidden=envelope_on_hidden,
         )
 
     def _register_blocks(self, used: list[int], starts: list[int]) -> list[int]:
@@ -108,6 +121,8 @@ class EdgeConvolution(nn.Module):
         path_columns = list(itertools.accumulate((path.ir_out.dim for path in self.paths.paths), initial=0))
         self.group_dims: list[int] = sorted({p.ir_out.dim for p in self.paths.paths})
         self._blocks: list[tuple[int, int, int, int]] = []  # group, dim, input irrep, paths
+        self._block_channels: list[int] = []  # channels of each block's input irrep
+        self._block_members: list[list[int]] = []  # paths of each block, in weight-slot order
         order: list[int] = []
         for g, dim in enumerate(self.group_dims):
             for k_in in used:
@@ -120,6 +135,8 @@ class EdgeConvolution(nn.Module):
                 # [D_sh, rows * d_in]: edge_sh @ this is each edge's [rows, d_in] matrix
                 self.register_buffer(f"coupling_{len(self._blocks)}", block.permute(1, 2, 0).reshape(self.irreps_sh.dim, -1).contiguous(), persistent=False)
                 self._blocks.append((g, dim, used.index(k_in), len(members)))
+                self._block_channels.append(self.muls[k_in])
+                self._block_members.append(members)
                 order.extend(members)
         self.register_buffer("weight_paths", torch.tensor(order), persistent=False)
         return order
@@ -127,7 +144,12 @@ class EdgeConvolution(nn.Module):
     def _register_output_order(self, order: list[int]) -> None:
         """Output in e3nn's layout, one block per output irrep with (path, channel) multiplicity:
         where each output irrep's paths sit in its group (``order``: path of each weight slot)."""
-        self.irreps_out = o3.Irreps([(count * self.channels, ir) for ir, _, count in self.paths.groups()])
+        self.irreps_out = o3.Irreps([
+            (sum(self.muls[p.i1] for p in self.paths.paths if p.ir_out == ir), ir) for ir, _, _ in self.paths.groups()
+        ])
+        # for mixed channel counts: (block, position in block) of each path of each output irrep
+        where = {k: (b, members.index(k)) for b, members in enumerate(self._block_members) for k in members}
+        self._path_sources = [[where[k] for k, p in enumerate(self.paths.paths) if p.ir_out == ir] for ir, _, _ in self.paths.groups()]
         self._gather: list[int] = []  # group of each output irrep
         for index, (ir, _, _) in enumerate(self.paths.groups()):
             g = self.group_dims.index(ir.dim)
@@ -138,6 +160,8 @@ class EdgeConvolution(nn.Module):
 
     def path_weights(self, edge_radial: torch.Tensor, envelope: torch.Tensor) -> torch.Tensor:
         """``[E, paths, U]``: the radial weights in path order (as e3nn's ``"uvu"`` weights)."""
+        if not self.uniform:
+            raise ValueError(f"path_weights needs one channel count for every irrep, got {self.irreps_in}")
         weights = torch.cat(self.radial(edge_radial, envelope), dim=1).view(len(edge_radial), len(self.paths), self.channels)
         return weights[:, torch.argsort(self.weight_paths)]
 
@@ -162,6 +186,8 @@ class EdgeConvolution(nn.Module):
         -------
         ``[N, irreps_out.dim]`` (e3nn layout, one block of channels per path).
         """
+        if not self.uniform:
+            return self._forward_mixed(x, edge_sh, edge_radial, envelope, edge_index)
         num_nodes, num_edges = x.shape[0], edge_sh.shape[0]
         channels = self.channels
         centre, neighbour = edge_index
@@ -187,11 +213,42 @@ class EdgeConvolution(nn.Module):
             blocks.append(block.permute(0, 2, 3, 1).reshape(num_nodes, block.shape[1] * block.shape[2] * block.shape[3]))  # e3nn: path, channel, m
         return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
 
+    def _forward_mixed(
+        self,
+        x: torch.Tensor,
+        edge_sh: torch.Tensor,
+        edge_radial: torch.Tensor,
+        envelope: torch.Tensor,
+        edge_index: torch.Tensor,
+    ) -> torch.Tensor:
+        """:meth:`forward` for irreps with different channel counts: the same products, block by
+        block, each path gathered from its own block (paths of a group cannot share a tensor)."""
+        num_nodes, num_edges = x.shape[0], edge_sh.shape[0]
+        centre, neighbour = edge_index
+        neighbours = [
+            x[:, start : start + mul * dim].reshape(num_nodes, mul, dim).transpose(1, 2).contiguous().index_select(0, neighbour)
+            for start, mul, dim in self._input_slices
+        ]
+        weights = self.radial(edge_radial, envelope)
+        summed: list[torch.Tensor] = []
+        for index, (_, dim, source, count) in enumerate(self._blocks):
+            coupling = getattr(self, f"coupling_{index}")
+            inputs = neighbours[source]
+            channels = inputs.shape[2]
+            per_edge = (edge_sh @ coupling).view(num_edges, dim * count, inputs.shape[1])
+            products = torch.bmm(per_edge, inputs).view(num_edges, dim, count * channels)
+            messages = (products * weights[index].unsqueeze(1)).view(num_edges, dim * count * channels)
+            summed.append(scatter_sum(messages, centre, num_nodes).view(num_nodes, dim, count, channels))
+        pieces = [
+            summed[b][:, :, position].transpose(1, 2).reshape(num_nodes, -1)  # e3nn: channel, m
+            for sources in self._path_sources
+            for b, position in sources
+        ]
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)
+
     def extra_repr(self) -> str:
-        return (
-            f"{self.irreps_in} x {self.irreps_sh} -> {self.irreps_out} | {len(self.paths)} paths, "
-            f"{self.channels * len(self.paths)} per-edge weights"
-        )
+        weights = sum(self.muls[p.i1] for p in self.paths.paths)
+        return f"{self.irreps_in} x {self.irreps_sh} -> {self.irreps_out} | {len(self.paths)} paths, {weights} per-edge weights"
 
 
 def _path_exists(irreps_in: o3.Irreps, irreps_sh: o3.Irreps, ir_out: o3.Irrep) -> bool:
@@ -223,6 +280,8 @@ class InteractionBlock(nn.Module):
         avg_num_neighbours: float,
         self_connection: bool,
         resnet: bool,
+        self_connection_type: str = "element",
+        envelope_on_hidden: bool = True,
     ) -> None:
         super().__init__()
         self.irreps_in = o3.Irreps(irreps_in)
@@ -243,12 +302,17 @@ class InteractionBlock(nn.Module):
         self.linear_1 = o3.Linear(self.irreps_in, self.irreps_in)
         self.conv = EdgeConvolution(
             self.irreps_in, irreps_sh, {ir for _, ir in self.gate.irreps_in},
-            num_basis, radial_hidden, radial_activation, avg_num_neighbours,
+            num_basis, radial_hidden, radial_activation, avg_num_neighbours, envelope_on_hidden,
         )
         self.linear_2 = o3.Linear(self.conv.irreps_out, self.gate.irreps_in)
-        self.self_connection = (
-            o3.FullyConnectedTensorProduct(self.irreps_in, irreps_node_attrs, self.gate.irreps_in) if self_connection else None
-        )
+        self.self_connection: nn.Module | None = None
+        self.self_connection_type = self_connection_type
+        if self_connection and self_connection_type == "element":
+            self.self_connection = o3.FullyConnectedTensorProduct(self.irreps_in, irreps_node_attrs, self.gate.irreps_in)
+        elif self_connection and self_connection_type == "linear":
+            self.self_connection = o3.Linear(self.irreps_in, self.gate.irreps_in)
+        elif self_connection:
+            raise ValueError(f"unknown self_connection_type {self_connection_type!r} (element, linear)")
         self.irreps_out: o3.Irreps = self.gate.irreps_out
         residual = _residual_columns(self.irreps_in, self.irreps_out) if resnet else None
         self.resnet = residual is not None
@@ -267,7 +331,8 @@ class InteractionBlock(nn.Module):
         """``x [N, irreps_in.dim]``, ``node_attrs [N, F]`` and edge tensors -> ``[N, irreps_out.dim]``."""
         update = self.linear_2(self.conv(self.linear_1(x), edge_sh, edge_radial, envelope, edge_index))
         if self.self_connection is not None:
-            update = update + self.self_connection(x, node_attrs)
+            sc = self.self_connection(x, node_attrs) if self.self_connection_type == "element" else self.self_connection(x)
+            update = update + sc
         out = self.gate(update)
         if self.resnet:
             out = out + (x if self.residual_columns is None else x.index_select(1, self.residual_columns))

@@ -43,10 +43,13 @@ from .layers import InteractionBlock
 __all__ = ["NequIP", "block_targets", "build_nequip", "hidden_irreps"]
 
 
-def hidden_irreps(num_features: int, max_ell: int, parity: bool) -> o3.Irreps:
-    """``num_features`` channels of every irrep up to ``max_ell`` (both parities with ``parity``)."""
+def hidden_irreps(num_features: int, max_ell: int, parity: bool, features_per_ell: list[int] | None = None) -> o3.Irreps:
+    """``num_features`` channels of every irrep up to ``max_ell`` (both parities with ``parity``),
+    or ``features_per_ell[l]`` channels of each ``l``."""
     irreps = [o3.Irrep(ell, p) for ell in range(max_ell + 1) for p in ((1, -1) if parity else (1,))]
-    return o3.Irreps([(num_features, ir) for ir in sorted(irreps, key=natural_order)])
+    def channels(ir: o3.Irrep) -> int:
+        return num_features if features_per_ell is None else int(features_per_ell[ir.l])
+    return o3.Irreps([(channels(ir), ir) for ir in sorted(irreps, key=natural_order)])
 
 
 def block_targets(hidden: o3.Irreps, irreps_sh: o3.Irreps, final: o3.Irreps, num_layers: int) -> list[o3.Irreps]:
@@ -84,14 +87,17 @@ class NequIP(AtomisticNetwork):
         features = config.num_features
         cutoff = config.datamodule.cut_off
         self.irreps_sh = spherical_harmonics_irreps(config.max_ell, config.parity)
-        self.spherical_harmonics = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
-        self.radial = RadialEmbedding(cutoff, config.num_bessel, config.num_polynomial_cutoff, trainable=config.bessel_basis_trainable)
+        self.spherical_harmonics = o3.SphericalHarmonics(self.irreps_sh, normalize=config.normalize_edge_sh, normalization="component")
+        self.radial = RadialEmbedding(
+            cutoff, config.num_bessel, config.num_polynomial_cutoff, trainable=config.bessel_basis_trainable,
+            envelope=config.envelope, envelope_on=config.envelope_on, bessel_prefactor=config.bessel_prefactor,
+        )
         irreps_node_attrs = o3.Irreps(f"{spec.num_node_features}x0e")
         self.embedding = o3.Linear(irreps_node_attrs, o3.Irreps(f"{features}x0e"))
 
         vector = o3.Irrep(1, -1 if config.parity else 1)
         final_targets = o3.Irreps([(features, o3.Irrep("0e"))] + ([(features, vector)] if spec.graph_vector_dim else []))
-        hidden = hidden_irreps(features, config.max_ell, config.parity)
+        hidden = hidden_irreps(features, config.max_ell, config.parity, config.features_per_ell)
         irreps = o3.Irreps(f"{features}x0e")
         blocks = []
         for targets in block_targets(hidden, self.irreps_sh, final_targets, config.num_layers):
@@ -105,6 +111,8 @@ class NequIP(AtomisticNetwork):
                 avg_num_neighbours=avg_num_neighbours,
                 self_connection=config.self_connection,
                 resnet=config.resnet,
+                self_connection_type=config.self_connection_type,
+                envelope_on_hidden=config.radial_envelope_on_hidden,
             )
             blocks.append(block)
             irreps = block.irreps_out

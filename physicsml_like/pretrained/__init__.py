@@ -1,0 +1,54 @@
+"""Pretrained models of other codes, converted exactly into this package's families.
+
+:func:`load_pretrained` is the one entry point: a name of a known model or the path of a model
+file gives an ordinary model of ours (``predict``, ``to_ase_calculator``, ``save``, ``train`` to
+fine-tune). Each converter lives in its own module (:mod:`.sevennet`, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConversionError
+from .sevennet import SHIPPED_SEVENNET, from_sevennet
+
+__all__ = ["ConversionError", "available_pretrained", "from_sevennet", "load_pretrained"]
+
+# other converters are re-exported here
+# (from .mace_torch import from_mace_torch)
+
+
+def available_pretrained() -> list[str]:
+    """Names :func:`load_pretrained` knows."""
+    return sorted(SHIPPED_SEVENNET)
+
+
+def load_pretrained(name_or_path: str | Path, **config_overrides: Any) -> Any:
+    """A pretrained model by name (see :func:`available_pretrained`) or from a model file.
+
+    Parameters
+    ----------
+    name_or_path: ``"sevennet-0"`` (SevenNet-0, 11 Jul 2024), ``"sevennet-0-22may2024"``,
+        ``"sevennet-l3i5"``, ... (shipped in the ``sevenn`` wheel), or the path of a SevenNet
+        checkpoint (``.pth``; converting it needs only torch).
+    **config_overrides: passed to the converter: ``modal=`` of a multi-fidelity model,
+        ``model_dtype="float64"``, and config fields such as ``trainer={...}``.
+
+    Raises
+    ------
+    ConversionError: an unknown name (the message lists the known ones), a file that is not a
+        model of a supported code, or an architecture option without a counterpart here.
+
+    Examples
+    --------
+    >>> "sevennet-0" in available_pretrained()
+    True
+    """
+    key = str(name_or_path)
+    if key.lower() in SHIPPED_SEVENNET:
+        return from_sevennet(key.lower(), **config_overrides)
+    path = Path(key)
+    if not path.exists():
+        raise ConversionError(key, f"no such pretrained model or file; known names: {', '.join(available_pretrained())}")
+    return from_sevennet(path, **config_overrides)
