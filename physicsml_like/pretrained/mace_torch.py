@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -38,6 +38,7 @@ from ..models.mace.linear import ElementLinear, IrrepsLinear
 from ..models.mace.model import MACEModel
 from ..models.mace.network import MACE, _atomic_basis_irreps
 from ..models.mace.product import ProductBasisBlock
+from ..models.mace.readout import Readout
 from ..targets import output_spec
 from ..training.ema import EMALightningModule
 
@@ -186,6 +187,14 @@ def _check_supported(h: Mapping[str, Any]) -> None:
         raise _unsupported("atomic_energies", list(energies.shape), "one set of E0s: single-head models only")
 
 
+def _interactions(network: MACE) -> list[InteractionBlock]:
+    return cast(list[InteractionBlock], list(network.interactions))
+
+
+def _products(network: MACE) -> list[ProductBasisBlock]:
+    return cast(list[ProductBasisBlock], list(network.products))
+
+
 def _check_layout(h: Mapping[str, Any], network: MACE) -> None:
     """The irreps of every layer are the ones our network built (options such as
     ``keep_last_layer_irreps`` show up here)."""
@@ -197,7 +206,7 @@ def _check_layout(h: Mapping[str, Any], network: MACE) -> None:
     hidden = o3.Irreps(h["hidden_irreps"])
     if hidden != hidden.sort().irreps.simplify():
         raise _unsupported("hidden_irreps", h["hidden_irreps"], "irreps in sorted order")
-    for index, (interaction, product) in enumerate(zip(network.interactions, network.products, strict=True)):
+    for index, (interaction, product) in enumerate(zip(_interactions(network), _products(network), strict=True)):
         target = _atomic_basis_irreps(interaction.channels, int(h["max_ell"]), hidden, first=index == 0)
         checks = (("interaction node irreps", h["interaction_node_irreps"][index], interaction.irreps_in),
                   ("interaction edge irreps", h["interaction_edge_irreps"][index], interaction.irreps_in),
@@ -378,12 +387,12 @@ def load_mace_torch_state(network: MACE, state: Mapping[str, torch.Tensor], path
     _copy(network.embedding.weights[0], tensors["node_embedding.linear.weight"].reshape(elements, -1), "node_embedding")
     frequencies = "radial_embedding.bessel_fn.bessel_weights"
     if frequencies in tensors:
-        _copy(network.radial.basis.frequencies, tensors[frequencies], frequencies)
-    for index, block in enumerate(network.interactions):
+        _copy(cast(torch.Tensor, network.radial.basis.frequencies), tensors[frequencies], frequencies)
+    for index, block in enumerate(_interactions(network)):
         _interaction(block, tensors, f"interactions.{index}.", paths_by_output)
-    for index, block in enumerate(network.products):
-        _product(block, tensors, f"products.{index}.")
-    for index, readout in enumerate(network.readouts):
+    for index, product in enumerate(_products(network)):
+        _product(product, tensors, f"products.{index}.")
+    for index, readout in enumerate(cast(list[Readout], list(network.readouts))):
         prefix = f"readouts.{index}."
         if readout.scalar_out is None:
             _copy(readout.scalar_in, tensors[prefix + "linear.weight"].reshape(readout.scalar_in.shape), prefix + "linear")
@@ -422,8 +431,9 @@ def _model_from_export(folder: Path, dtype: str | None, fields: dict[str, Any]) 
     network = module.network
     assert isinstance(network, MACE)
     _check_layout(h, network)
-    if not math.isclose(network.radial.basis.cutoff, float(h["r_max"])):
-        raise ConfigError(f"datamodule.cut_off must be mace-torch's r_max {h['r_max']}, got {network.radial.basis.cutoff}")
+    cutoff = float(cast(Any, network.radial.basis).cutoff)
+    if not math.isclose(cutoff, float(h["r_max"])):
+        raise ConfigError(f"datamodule.cut_off must be mace-torch's r_max {h['r_max']}, got {cutoff}")
     load_mace_torch_state(network, state)
     if isinstance(module, EMALightningModule):
         module.ema_network.module.load_state_dict(network.state_dict())
