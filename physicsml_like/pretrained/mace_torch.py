@@ -332,8 +332,8 @@ def _interaction(ours: InteractionBlock, state: _State, prefix: str, paths_by_ou
 
 def _path_transform(u_reference: torch.Tensor, order: int, irreps: str, irrep_out: str, name: str) -> torch.Tensor:
     """``T [K_ours, K_theirs]`` with ``U_theirs = U_ours T``: mace-torch's weights ``w`` of the
-    coupling paths are ours as ``T w``. Solved by least squares and checked exact; it is a signed
-    permutation for mace-torch's own coefficients and a general map for its reduced ones."""
+    coupling paths are ours as ``T w``. Solved by least squares and checked exact; for mace-torch's
+    e3nn coefficients it is a signed permutation, and any other basis of the same paths works too."""
     ours = coupling_basis(irreps, order, irrep_out).to(torch.float64)
     reference = u_reference.to(torch.float64)
     if reference.dim() == order + 1:  # mace-torch drops the axis of a scalar output
