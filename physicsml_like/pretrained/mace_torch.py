@@ -468,7 +468,7 @@ def from_mace_torch(path: str | Path, *, python: str | Path | None = None, dtype
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
-    if path.is_dir() or path.name == META_FILE:
+    if path.is_dir() or path.name in (META_FILE, STATE_FILE):
         return _model_from_export(_export_folder(path), dtype, fields)
     if output is not None:
         return _model_from_export(export_mace_torch(path, output, python), dtype, fields)
