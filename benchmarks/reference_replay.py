@@ -86,7 +86,7 @@ def replay(reference: str, job: dict[str, Any], recorded: dict[str, np.ndarray])
 
     def load(network: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
         if reference == "physicsml":
-            load_mace_torch_state(network, physicsml_as_mace_torch(state), paths_by_output=False)
+            load_mace_torch_state(network, physicsml_as_mace_torch(state), paths_by_output=False, complete=False)
         else:
             load_mace_torch_state(network, state)
 

@@ -19,6 +19,7 @@ _EXPORTS = {
     "ConversionError": ".errors",
     "PhysicsMLModel": ".training.wrapper",
     "available_models": ".training.registry",
+    "from_mace_torch": ".pretrained.mace_torch",
     "load_from_dict": ".training.registry",
     "load_from_yaml": ".training.registry",
     "load_model": ".training.wrapper",

@@ -61,10 +61,11 @@ class SavedModelError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-class ConversionError(ValueError):
+class ConversionError(ConfigError):
     """A model file of another code that cannot be converted exactly into one of ours: not such
     a file, or an architecture option with no counterpart here. The message names the file and
-    the option, so that no silently different model is returned.
+    the option, so that no silently different model is returned. A :class:`ConfigError`: the
+    other code's config is what cannot be met.
 
     Attributes
     ----------

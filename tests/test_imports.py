@@ -23,7 +23,7 @@ HEAVY = ("lightning", "e3nn", "rdkit", "torch_geometric")
 # The root's public names as they were when it imported every layer eagerly.
 PUBLIC = {
     "ConfigError", "DataError", "DataModuleConfig", "EnsembleModel", "GraphDataModule", "PhysicsMLModel", "SavedModelError",
-    "__version__", "available_models", "load_from_dict", "load_from_yaml", "load_model", "register_model",
+    "__version__", "available_models", "from_mace_torch", "load_from_dict", "load_from_yaml", "load_model", "register_model",
     "ConversionError", "load_pretrained",
     "ANIModel", "ANIModelConfig", "AllegroModel", "AllegroModelConfig", "EGNNModel", "EGNNModelConfig",
     "MACEModel", "MACEModelConfig", "NequIPModel", "NequIPModelConfig", "PaiNNModel", "PaiNNModelConfig",
