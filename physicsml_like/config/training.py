@@ -627,9 +627,11 @@ class TransferLearningConfig(StrictConfig):
     refit_references: bool = False
     """Refit the per-element reference energies on the new data (a new level of theory); by
     default the pretrained statistics are kept, so training starts from the old accuracy."""
-    adapter: Literal["ssf", "bottleneck"] | None = None
+    adapter: Literal["ssf", "bottleneck", "lora"] | None = None
     """Parameter-efficient fine-tuning: insert scale-shift (``ssf``) or bottleneck adapters after
-    linear layers and train only them (and any new heads)."""
+    linear layers, or low-rank updates of their weights (``lora``), and train only them (and any
+    new heads); the pretrained weights stay frozen. Each starts as the identity, so fine-tuning
+    starts exactly from the pretrained model."""
     adapter_targets: list[str] | None = None
     """Layers that get adapters (fnmatch patterns of module names); default every linear layer."""
     bottleneck: int = Field(8, gt=0)
@@ -637,5 +639,19 @@ class TransferLearningConfig(StrictConfig):
     bottleneck_ratio: int | None = Field(None, gt=0)
     """Instead of ``bottleneck``: the layer's width (per irrep) divided by this, at least 1
     (physicsml's ``ratio_adapter_down``)."""
+    lora_rank: int = Field(4, ge=1)
+    """``adapter="lora"``: rank of each weight update ``B @ A`` (capped at the smaller side of each
+    matrix; per irrep for equivariant layers)."""
+    lora_alpha: float = Field(4.0, gt=0)
+    """``adapter="lora"``: the update is scaled by ``lora_alpha / lora_rank`` (PEFT's, MatterTune's
+    and mace-torch's convention; the default scales by 1 at rank 4)."""
     stages: list[FineTuneStage] = Field(default_factory=lambda: [FineTuneStage()])
     """Stages run one after the other in one ``train`` call."""
+
+    @model_validator(mode="after")
+    def _options_of_the_adapter(self) -> TransferLearningConfig:
+        # compared with the defaults, not by the fields set: a saved config lists every field
+        defaults = {name: type(self).model_fields[name].default for name in ("lora_rank", "lora_alpha")}
+        if self.adapter != "lora" and any(getattr(self, name) != value for name, value in defaults.items()):
+            raise ValueError(f"lora_rank / lora_alpha apply to adapter='lora', got adapter={self.adapter!r}")
+        return self

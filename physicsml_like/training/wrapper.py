@@ -108,7 +108,8 @@ class PhysicsMLModel:
         network = type(self).build_network(config, spec, statistics)
         tl = config.transfer_learning
         if tl is not None and tl.adapter is not None:
-            insert_adapters(network, tl.adapter, tl.adapter_targets, tl.bottleneck, tl.bottleneck_ratio)
+            insert_adapters(network, tl.adapter, tl.adapter_targets, tl.bottleneck, tl.bottleneck_ratio,
+                            lora_rank=tl.lora_rank, lora_alpha=tl.lora_alpha)
         cls, extra = technique_for(config)
         module = cls(network, config, statistics, mapping, spec, **extra)
         _log.debug("%s network:\n%s", self.name, network)

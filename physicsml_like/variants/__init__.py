@@ -2,7 +2,7 @@
 
 The ensemble lives here. The pieces the wrapper applies itself when a config asks for them sit
 lower, where the wrapper can import them: the adapter layers (SSF, bottleneck) in
-:mod:`physicsml_like.nn.adapters`, the fine-tuning helpers in :mod:`physicsml_like.training.finetune`;
+:mod:`physicsml_like.nn.adapters`, LoRA in :mod:`physicsml_like.nn.lora`, the fine-tuning helpers in :mod:`physicsml_like.training.finetune`;
 they are re-exported here, where users look for variants. (Uncertainty heads are an option of
 every model, ``uncertainty="mean_var"``; training techniques such as EMA and ConFIG live in
 :mod:`physicsml_like.training`.)
@@ -15,6 +15,7 @@ from ..nn.adapters import (
     ScaleShift,
     insert_adapters,
 )
+from ..nn.lora import LoRA, LowRankUpdate, insert_lora
 from ..training.finetune import copy_matching_weights, refit_references, set_trainable
 from .ensemble import EnsembleModel
 
@@ -23,9 +24,12 @@ __all__ = [
     "EnsembleModel",
     "IrrepsBottleneckAdapter",
     "IrrepsScaleShift",
+    "LoRA",
+    "LowRankUpdate",
     "ScaleShift",
     "copy_matching_weights",
     "insert_adapters",
+    "insert_lora",
     "refit_references",
     "set_trainable",
 ]
