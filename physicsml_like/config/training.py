@@ -624,9 +624,21 @@ class TransferLearningConfig(StrictConfig):
     modules_to_match: dict[str, str] | None = None
     """New sub-module name -> pretrained sub-module name whose weights it takes (prefixes). By
     default every parameter takes the pretrained parameter of the same name and shape."""
-    refit_references: bool = False
-    """Refit the per-element reference energies on the new data (a new level of theory); by
-    default the pretrained statistics are kept, so training starts from the old accuracy."""
+    refit_references: bool | Literal["residual", "labels"] = False
+    """Per-element reference energies for new data (a new level of theory, a different DFT code):
+
+    - ``"residual"``: the pretrained network and its scale and shift are kept, and the
+      references change by the least-squares fit of what the pretrained model misses on the
+      new labels: ``dE0 = lstsq(counts, E_label - E_pretrained)``, ``E0_new = E0_old + dE0``. A
+      level of theory that differs by a constant per element then costs nothing: the refitted
+      model predicts the new labels before any training. Elements absent from the new data keep
+      their references.
+    - ``"labels"`` (``true``, physicsml's meaning): references and per-atom shift fitted to the
+      new labels alone, as for a model trained from scratch. The pretrained network's outputs
+      then come on top of references that already carry the energy, so the start is off by the
+      network's own per-element share (a few meV/atom on a small model); training has to undo it.
+    - ``false`` (default): the pretrained statistics are kept, so training starts from the old
+      accuracy."""
     adapter: Literal["ssf", "bottleneck", "lora"] | None = None
     """Parameter-efficient fine-tuning: insert scale-shift (``ssf``) or bottleneck adapters after
     linear layers, or low-rank updates of their weights (``lora``), and train only them (and any
@@ -647,6 +659,11 @@ class TransferLearningConfig(StrictConfig):
     and mace-torch's convention; the default scales by 1 at rank 4)."""
     stages: list[FineTuneStage] = Field(default_factory=lambda: [FineTuneStage()])
     """Stages run one after the other in one ``train`` call."""
+
+    @field_validator("refit_references")
+    @classmethod
+    def _true_means_labels(cls, value: bool | str) -> bool | str:
+        return "labels" if value is True else value
 
     @model_validator(mode="after")
     def _options_of_the_adapter(self) -> TransferLearningConfig:

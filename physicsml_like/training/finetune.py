@@ -1,16 +1,20 @@
-"""Fine-tuning helpers: take pretrained weights by (mapped) name, freeze sub-modules by pattern."""
+"""Fine-tuning helpers: take pretrained weights by (mapped) name, freeze sub-modules by pattern,
+refit the per-element reference energies to new labels."""
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 from dataclasses import replace
 
+import numpy as np
 import torch
 from torch import nn
 
+from .. import keys as K
 from ..data.statistics import DatasetStatistics
 
-__all__ = ["copy_matching_weights", "refit_references", "set_trainable"]
+__all__ = ["copy_matching_weights", "refit_references", "residual_references", "set_trainable"]
 
 
 def _source_name(name: str, modules_to_match: dict[str, str] | None) -> str:
@@ -64,10 +68,39 @@ def set_trainable(network: nn.Module, *, frozen_patterns: list[str], frozen_name
 
 
 def refit_references(pretrained: DatasetStatistics, new: DatasetStatistics) -> DatasetStatistics:
-    """The pretrained statistics with the new data's reference energies and per-atom shift
-    (the network's scale is kept, so its outputs keep their meaning)."""
+    """``refit_references="labels"``: the pretrained statistics with the new data's reference
+    energies and per-atom shift, fitted to the labels alone (the network's scale is kept)."""
     return replace(
         pretrained,
         element_reference={**pretrained.element_reference, **new.element_reference},
         per_atom_energy_mean=new.per_atom_energy_mean,
     )
+
+
+def residual_references(
+    pretrained: DatasetStatistics, arrays: Mapping[str, np.ndarray], predicted: np.ndarray, energy_column: int
+) -> DatasetStatistics:
+    """``refit_references="residual"``: the pretrained statistics with each reference energy of
+    the new data's elements moved by the least-squares fit, over the element counts, of
+    ``E_label - E_pretrained`` (``predicted``, eV per structure, in the order of ``arrays``).
+
+    The network, its scale and its per-atom shift are unchanged, so the refitted model predicts
+    ``E_pretrained + counts @ dE0``: exactly the new labels when they differ from the pretrained
+    model by a constant per element. With fewer distinct compositions than elements the fit is
+    the minimum-norm one (as for references fitted from scratch).
+    """
+    z = np.asarray(arrays["atomic_numbers"], dtype=np.int64)
+    atom_ptr = np.asarray(arrays["atom_ptr"], dtype=np.int64)
+    elements = [int(e) for e in np.flatnonzero(np.bincount(z, minlength=119))]
+    column = np.full(119, -1, dtype=np.int64)
+    column[elements] = np.arange(len(elements))
+    counts = np.zeros((len(atom_ptr) - 1, len(elements)))
+    owner = np.repeat(np.arange(len(atom_ptr) - 1), np.diff(atom_ptr))
+    np.add.at(counts, (owner, column[z]), 1.0)
+    labels = np.asarray(arrays[K.Y_GRAPH_SCALARS], dtype=np.float64)[:, energy_column]
+    residual = labels - np.asarray(predicted, dtype=np.float64)
+    delta, *_ = np.linalg.lstsq(counts, residual, rcond=None)
+    references = dict(pretrained.element_reference)
+    for element, change in zip(elements, delta, strict=True):
+        references[element] = references.get(element, 0.0) + float(change)
+    return replace(pretrained, element_reference=references)
