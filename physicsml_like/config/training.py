@@ -27,6 +27,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "LoggerConfig",
     "LossConfig",
     "OptimizerConfig",
+    "ReplayConfig",
     "SchedulerConfig",
     "TrainerConfig",
     "lightning_class",
@@ -616,6 +618,38 @@ class FineTuneStage(StrictConfig):
     """Overrides of the ``datamodule`` section (e.g. batch sizes)."""
 
 
+class ReplayConfig(StrictConfig):
+    """Structures labelled by the pretrained model itself and mixed into the fine-tuning data,
+    so that fine-tuning is also asked to keep what the pretrained model predicted there (less
+    forgetting; measure it with :func:`physicsml_like.variants.forgetting`)."""
+
+    structures: Any
+    """The replay structures: a path (saved with the config) or a list of ``ase.Atoms`` / a
+    DataFrame (used for the run; the saved config records only what it was). Their labels are
+    ignored: every target the fine-tuning data has (energy, forces, stress, ...) is the
+    pretrained model's prediction at the start of fine-tuning."""
+    count: int | None = Field(None, ge=1)
+    """How many of them to mix in (drawn once, without replacement, with ``seed``)."""
+    fraction: float | None = Field(None, gt=0)
+    """Instead of ``count``: this many replay structures per training structure (0.5 mixes one
+    replay structure for every two of the fine-tuning data), at most all of them."""
+    seed: int = 0
+    """Seeds the draw of ``count`` / ``fraction`` structures."""
+
+    @model_validator(mode="after")
+    def _count_or_fraction(self) -> ReplayConfig:
+        if self.count is not None and self.fraction is not None:
+            raise ValueError("give replay.count or replay.fraction, not both")
+        return self
+
+    @field_serializer("structures")
+    def _saved_as(self, value: Any) -> Any:
+        if isinstance(value, str | Path):
+            return str(value)
+        size = f" of {len(value)} structures" if hasattr(value, "__len__") else ""
+        return f"<{type(value).__name__}{size}, not saved>"
+
+
 class TransferLearningConfig(StrictConfig):
     """Start from a trained model (a folder written by ``save``) and fine-tune it in stages."""
 
@@ -657,6 +691,9 @@ class TransferLearningConfig(StrictConfig):
     lora_alpha: float = Field(4.0, gt=0)
     """``adapter="lora"``: the update is scaled by ``lora_alpha / lora_rank`` (PEFT's, MatterTune's
     and mace-torch's convention; the default scales by 1 at rank 4)."""
+    replay: ReplayConfig | None = None
+    """Mix structures labelled by the pretrained model into the fine-tuning data (off by
+    default): ``{"structures": "bulk_au_ni_al.extxyz", "count": 40}``."""
     stages: list[FineTuneStage] = Field(default_factory=lambda: [FineTuneStage()])
     """Stages run one after the other in one ``train`` call."""
 

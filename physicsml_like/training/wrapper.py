@@ -29,6 +29,7 @@ from ..config.base import ConfigError, StrictConfig
 from ..config.model import ModelConfig
 from ..data.datamodule import GraphDataModule
 from ..data.graphs import ElementMapping
+from ..data.sources import read_table
 from ..data.statistics import DatasetStatistics, with_energy_references
 from ..errors import SavedModelError
 from ..nn.adapters import insert_adapters
@@ -36,7 +37,14 @@ from ..nn.graph import OutputSpec
 from ..targets import Target, output_spec
 from .ema import EMALightningModule
 from .extensions import engine, saved_format_loader
-from .finetune import copy_matching_weights, refit_references, residual_references, set_trainable
+from .finetune import (
+    copy_matching_weights,
+    refit_references,
+    replay_table,
+    residual_references,
+    set_trainable,
+    with_replay,
+)
 from .module import CHECKPOINT_KEY, VARIANCE_SUFFIX, AtomisticLightningModule
 from .ranks import on_rank_zero, report_failed_ranks_at_exit, single_device
 from .saved import (
@@ -213,6 +221,14 @@ class PhysicsMLModel:
         pretrained = load_model(tl.pretrained)
         source = pretrained._require_module()
         mapping = source.element_mapping
+        if tl.replay is not None:
+            # labelled once, by the pretrained model as it is before any fine-tuning
+            plain = config.run_datamodule
+            n_train = read_table(train_data, plain, with_labels=False).num_structures if tl.replay.fraction else 0
+            replay = replay_table(pretrained, tl.replay.structures, plain, count=tl.replay.count,
+                                  fraction=tl.replay.fraction, seed=tl.replay.seed, num_train=n_train)
+            _log.info("replay: %d structures labelled by %s mixed into the fine-tuning data", replay.num_structures, tl.pretrained)
+            train_data = with_replay(train_data, replay, plain)
         dm = GraphDataModule(
             config.run_datamodule,
             train_data=train_data,
