@@ -27,6 +27,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "LoggerConfig",
     "LossConfig",
     "OptimizerConfig",
+    "ReplayConfig",
     "SchedulerConfig",
     "TrainerConfig",
     "lightning_class",
@@ -616,6 +618,38 @@ class FineTuneStage(StrictConfig):
     """Overrides of the ``datamodule`` section (e.g. batch sizes)."""
 
 
+class ReplayConfig(StrictConfig):
+    """Structures labelled by the pretrained model itself and mixed into the fine-tuning data,
+    so that fine-tuning is also asked to keep what the pretrained model predicted there (less
+    forgetting; measure it with :func:`physicsml_like.variants.forgetting`)."""
+
+    structures: Any
+    """The replay structures: a path (saved with the config) or a list of ``ase.Atoms`` / a
+    DataFrame (used for the run; the saved config records only what it was). Their labels are
+    ignored: every target the fine-tuning data has (energy, forces, stress, ...) is the
+    pretrained model's prediction at the start of fine-tuning."""
+    count: int | None = Field(None, ge=1)
+    """How many of them to mix in (drawn once, without replacement, with ``seed``)."""
+    fraction: float | None = Field(None, gt=0)
+    """Instead of ``count``: this many replay structures per training structure (0.5 mixes one
+    replay structure for every two of the fine-tuning data), at most all of them."""
+    seed: int = 0
+    """Seeds the draw of ``count`` / ``fraction`` structures."""
+
+    @model_validator(mode="after")
+    def _count_or_fraction(self) -> ReplayConfig:
+        if self.count is not None and self.fraction is not None:
+            raise ValueError("give replay.count or replay.fraction, not both")
+        return self
+
+    @field_serializer("structures")
+    def _saved_as(self, value: Any) -> Any:
+        if isinstance(value, str | Path):
+            return str(value)
+        size = f" of {len(value)} structures" if hasattr(value, "__len__") else ""
+        return f"<{type(value).__name__}{size}, not saved>"
+
+
 class TransferLearningConfig(StrictConfig):
     """Start from a trained model (a folder written by ``save``) and fine-tune it in stages."""
 
@@ -624,12 +658,26 @@ class TransferLearningConfig(StrictConfig):
     modules_to_match: dict[str, str] | None = None
     """New sub-module name -> pretrained sub-module name whose weights it takes (prefixes). By
     default every parameter takes the pretrained parameter of the same name and shape."""
-    refit_references: bool = False
-    """Refit the per-element reference energies on the new data (a new level of theory); by
-    default the pretrained statistics are kept, so training starts from the old accuracy."""
-    adapter: Literal["ssf", "bottleneck"] | None = None
+    refit_references: bool | Literal["residual", "labels"] = False
+    """Per-element reference energies for new data (a new level of theory, a different DFT code):
+
+    - ``"residual"``: the pretrained network and its scale and shift are kept, and the
+      references change by the least-squares fit of what the pretrained model misses on the
+      new labels: ``dE0 = lstsq(counts, E_label - E_pretrained)``, ``E0_new = E0_old + dE0``. A
+      level of theory that differs by a constant per element then costs nothing: the refitted
+      model predicts the new labels before any training. Elements absent from the new data keep
+      their references.
+    - ``"labels"`` (``true``, physicsml's meaning): references and per-atom shift fitted to the
+      new labels alone, as for a model trained from scratch. The pretrained network's outputs
+      then come on top of references that already carry the energy, so the start is off by the
+      network's own per-element share (a few meV/atom on a small model); training has to undo it.
+    - ``false`` (default): the pretrained statistics are kept, so training starts from the old
+      accuracy."""
+    adapter: Literal["ssf", "bottleneck", "lora"] | None = None
     """Parameter-efficient fine-tuning: insert scale-shift (``ssf``) or bottleneck adapters after
-    linear layers and train only them (and any new heads)."""
+    linear layers, or low-rank updates of their weights (``lora``), and train only them (and any
+    new heads); the pretrained weights stay frozen. Each starts as the identity, so fine-tuning
+    starts exactly from the pretrained model."""
     adapter_targets: list[str] | None = None
     """Layers that get adapters (fnmatch patterns of module names); default every linear layer."""
     bottleneck: int = Field(8, gt=0)
@@ -637,5 +685,27 @@ class TransferLearningConfig(StrictConfig):
     bottleneck_ratio: int | None = Field(None, gt=0)
     """Instead of ``bottleneck``: the layer's width (per irrep) divided by this, at least 1
     (physicsml's ``ratio_adapter_down``)."""
+    lora_rank: int = Field(4, ge=1)
+    """``adapter="lora"``: rank of each weight update ``B @ A`` (capped at the smaller side of each
+    matrix; per irrep for equivariant layers)."""
+    lora_alpha: float = Field(4.0, gt=0)
+    """``adapter="lora"``: the update is scaled by ``lora_alpha / lora_rank`` (PEFT's, MatterTune's
+    and mace-torch's convention; the default scales by 1 at rank 4)."""
+    replay: ReplayConfig | None = None
+    """Mix structures labelled by the pretrained model into the fine-tuning data (off by
+    default): ``{"structures": "bulk_au_ni_al.extxyz", "count": 40}``."""
     stages: list[FineTuneStage] = Field(default_factory=lambda: [FineTuneStage()])
     """Stages run one after the other in one ``train`` call."""
+
+    @field_validator("refit_references")
+    @classmethod
+    def _true_means_labels(cls, value: bool | str) -> bool | str:
+        return "labels" if value is True else value
+
+    @model_validator(mode="after")
+    def _options_of_the_adapter(self) -> TransferLearningConfig:
+        # compared with the defaults, not by the fields set: a saved config lists every field
+        defaults = {name: type(self).model_fields[name].default for name in ("lora_rank", "lora_alpha")}
+        if self.adapter != "lora" and any(getattr(self, name) != value for name, value in defaults.items()):
+            raise ValueError(f"lora_rank / lora_alpha apply to adapter='lora', got adapter={self.adapter!r}")
+        return self

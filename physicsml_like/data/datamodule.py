@@ -10,7 +10,7 @@ identical batches.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -195,6 +195,23 @@ class GraphDataModule(L.LightningDataModule):
 
     def num_structures(self, split: str) -> int:
         return self._splits[split].num_structures
+
+    def elements_present(self) -> list[int]:
+        """Atomic numbers in any split built so far, ascending (readable even when
+        :meth:`setup` refused an element outside the mapping: the graphs are built first)."""
+        counts = np.zeros(119, dtype=np.int64)
+        for split_data in self._splits.values():
+            counts += np.bincount(np.asarray(split_data.arrays["atomic_numbers"], dtype=np.int64), minlength=119)
+        return [int(z) for z in np.flatnonzero(counts)]
+
+    def ordered_batches(self, split: str, batch_size: int = 32) -> Iterator[Batch]:
+        """The batches of a split in stored order, unshuffled and unsharded (after setup): for
+        evaluating a model on every structure of the split, aligned with :meth:`split_arrays`."""
+        dataset = self._splits[split].dataset
+        assert dataset is not None, "after setup()"
+        n = self._splits[split].num_structures
+        for start in range(0, n, batch_size):
+            yield dataset[np.arange(start, min(start + batch_size, n))]  # type: ignore[index]
 
     # ------------------------------------------------------------------ building
     def _wants_labels(self, split: str) -> bool:

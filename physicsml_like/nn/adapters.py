@@ -36,7 +36,7 @@ __all__ = [
     "insert_adapters",
 ]
 
-AdapterKind = Literal["ssf", "bottleneck"]
+AdapterKind = Literal["ssf", "bottleneck", "lora"]
 
 
 class ScaleShift(nn.Module):
@@ -221,15 +221,20 @@ def _adapter_for(layer: nn.Module, kind: AdapterKind, bottleneck: int, ratio: in
 
 def insert_adapters(
     network: nn.Module, kind: AdapterKind, targets: list[str] | None = None, bottleneck: int = 8,
-    bottleneck_ratio: int | None = None,
+    bottleneck_ratio: int | None = None, *, lora_rank: int = 4, lora_alpha: float = 4.0,
 ) -> list[str]:
     """Attach an adapter after every linear layer whose name matches one of ``targets``
     (fnmatch patterns; default: every linear layer). Returns the names of the adapted layers.
 
     Bottleneck adapters are ``bottleneck`` wide, or the layer's width (per irrep) divided by
-    ``bottleneck_ratio``. Adapters are created in the dtype and on the device of the network's
-    parameters.
+    ``bottleneck_ratio``. ``"lora"`` instead adds low-rank updates of rank ``lora_rank``, scaled
+    by ``lora_alpha / lora_rank``, to the layers' weight matrices (see :mod:`.lora`). Adapters
+    are created in the dtype and on the device of the network's parameters.
     """
+    if kind == "lora":
+        from .lora import insert_lora
+
+        return insert_lora(network, targets, lora_rank, lora_alpha)
     reference = next(network.parameters())
     chosen = []
     for name, layer in list(network.named_modules()):

@@ -1,16 +1,24 @@
-"""Fine-tuning helpers: take pretrained weights by (mapped) name, freeze sub-modules by pattern."""
+"""Fine-tuning helpers: take pretrained weights by (mapped) name, freeze sub-modules by pattern,
+refit the per-element reference energies to new labels."""
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from .. import keys as K
+from ..config.base import ConfigError
+from ..config.datamodule import DataModuleConfig
 from ..data.statistics import DatasetStatistics
+from ..data.table import StructureTable
 
-__all__ = ["copy_matching_weights", "refit_references", "set_trainable"]
+__all__ = ["copy_matching_weights", "refit_references", "replay_table", "residual_references", "set_trainable", "with_replay"]
 
 
 def _source_name(name: str, modules_to_match: dict[str, str] | None) -> str:
@@ -64,10 +72,88 @@ def set_trainable(network: nn.Module, *, frozen_patterns: list[str], frozen_name
 
 
 def refit_references(pretrained: DatasetStatistics, new: DatasetStatistics) -> DatasetStatistics:
-    """The pretrained statistics with the new data's reference energies and per-atom shift
-    (the network's scale is kept, so its outputs keep their meaning)."""
+    """``refit_references="labels"``: the pretrained statistics with the new data's reference
+    energies and per-atom shift, fitted to the labels alone (the network's scale is kept)."""
     return replace(
         pretrained,
         element_reference={**pretrained.element_reference, **new.element_reference},
         per_atom_energy_mean=new.per_atom_energy_mean,
     )
+
+
+def residual_references(
+    pretrained: DatasetStatistics, arrays: Mapping[str, np.ndarray], predicted: np.ndarray, energy_column: int
+) -> DatasetStatistics:
+    """``refit_references="residual"``: the pretrained statistics with each reference energy of
+    the new data's elements moved by the least-squares fit, over the element counts, of
+    ``E_label - E_pretrained`` (``predicted``, eV per structure, in the order of ``arrays``).
+
+    The network, its scale and its per-atom shift are unchanged, so the refitted model predicts
+    ``E_pretrained + counts @ dE0``: exactly the new labels when they differ from the pretrained
+    model by a constant per element. With fewer distinct compositions than elements the fit is
+    the minimum-norm one (as for references fitted from scratch).
+    """
+    z = np.asarray(arrays["atomic_numbers"], dtype=np.int64)
+    atom_ptr = np.asarray(arrays["atom_ptr"], dtype=np.int64)
+    elements = [int(e) for e in np.flatnonzero(np.bincount(z, minlength=119))]
+    column = np.full(119, -1, dtype=np.int64)
+    column[elements] = np.arange(len(elements))
+    counts = np.zeros((len(atom_ptr) - 1, len(elements)))
+    owner = np.repeat(np.arange(len(atom_ptr) - 1), np.diff(atom_ptr))
+    np.add.at(counts, (owner, column[z]), 1.0)
+    labels = np.asarray(arrays[K.Y_GRAPH_SCALARS], dtype=np.float64)[:, energy_column]
+    residual = labels - np.asarray(predicted, dtype=np.float64)
+    delta, *_ = np.linalg.lstsq(counts, residual, rcond=None)
+    references = dict(pretrained.element_reference)
+    for element, change in zip(elements, delta, strict=True):
+        references[element] = references.get(element, 0.0) + float(change)
+    return replace(pretrained, element_reference=references)
+
+
+def replay_table(
+    pretrained: Any, structures: Any, config: DataModuleConfig, *, count: int | None, fraction: float | None,
+    seed: int, num_train: int,
+) -> StructureTable:
+    """The replay structures (any source) labelled by ``pretrained`` (a trained model of this
+    package): every label ``config`` asks for is the model's own prediction. ``count`` of them,
+    or ``fraction * num_train``, are drawn once with ``seed``; by default all."""
+    from ..data.sources import read_table
+    from ..data.table import LabelRequest
+
+    table = read_table(structures, config, with_labels=False)
+    total = table.num_structures
+    wanted = count if count is not None else (round(fraction * num_train) if fraction is not None else total)
+    wanted = max(1, min(wanted, total))
+    if wanted < total:
+        chosen = np.sort(np.random.default_rng(seed).choice(total, size=wanted, replace=False))
+        table = _subset(table, chosen)
+    predicted = pretrained.predict(table)
+    request = LabelRequest.from_config(config)
+    missing = [name for name in (*request.graph_names, *request.node_names) if name not in predicted]
+    if missing:
+        raise ConfigError(f"transfer_learning.replay: the pretrained model does not predict {missing}, which the "
+                          "fine-tuning data is labelled with, so the replay structures cannot be labelled")
+    for name in request.graph_names:
+        table.graph_labels[name] = np.asarray(predicted[name], dtype=np.float64)
+    for name in request.node_names:
+        table.node_labels[name] = np.concatenate([np.asarray(v, dtype=np.float64) for v in predicted[name]])
+    table.source = f"replay structures ({table.source}) labelled by the pretrained model"
+    return table
+
+
+def _subset(table: StructureTable, rows: np.ndarray) -> StructureTable:
+    """The structures ``rows`` of an unlabelled table of atoms (no molecule features)."""
+    ptr = table.atom_ptr
+    pieces = [slice(int(ptr[r]), int(ptr[r + 1])) for r in rows]
+    return StructureTable.from_lists(
+        numbers=[table.atomic_numbers[p] for p in pieces], positions=[table.positions[p] for p in pieces],
+        cells=table.cell[rows], pbcs=table.pbc[rows], graph_labels={}, node_labels={},
+        row_ids=[int(r) for r in (table.row_ids[rows] if len(table.row_ids) else rows)], source=table.source,
+    )
+
+
+def with_replay(train_data: Any, replay: StructureTable, config: DataModuleConfig) -> StructureTable:
+    """The fine-tuning data and the labelled replay structures as one training table."""
+    from ..data.sources import read_table
+
+    return StructureTable.concatenate([read_table(train_data, config), replay])

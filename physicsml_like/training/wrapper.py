@@ -29,6 +29,7 @@ from ..config.base import ConfigError, StrictConfig
 from ..config.model import ModelConfig
 from ..data.datamodule import GraphDataModule
 from ..data.graphs import ElementMapping
+from ..data.sources import read_table
 from ..data.statistics import DatasetStatistics, with_energy_references
 from ..errors import SavedModelError
 from ..nn.adapters import insert_adapters
@@ -36,7 +37,14 @@ from ..nn.graph import OutputSpec
 from ..targets import Target, output_spec
 from .ema import EMALightningModule
 from .extensions import engine, saved_format_loader
-from .finetune import copy_matching_weights, refit_references, set_trainable
+from .finetune import (
+    copy_matching_weights,
+    refit_references,
+    replay_table,
+    residual_references,
+    set_trainable,
+    with_replay,
+)
 from .module import CHECKPOINT_KEY, VARIANCE_SUFFIX, AtomisticLightningModule
 from .ranks import on_rank_zero, report_failed_ranks_at_exit, single_device
 from .saved import (
@@ -108,7 +116,8 @@ class PhysicsMLModel:
         network = type(self).build_network(config, spec, statistics)
         tl = config.transfer_learning
         if tl is not None and tl.adapter is not None:
-            insert_adapters(network, tl.adapter, tl.adapter_targets, tl.bottleneck, tl.bottleneck_ratio)
+            insert_adapters(network, tl.adapter, tl.adapter_targets, tl.bottleneck, tl.bottleneck_ratio,
+                            lora_rank=tl.lora_rank, lora_alpha=tl.lora_alpha)
         cls, extra = technique_for(config)
         module = cls(network, config, statistics, mapping, spec, **extra)
         _log.debug("%s network:\n%s", self.name, network)
@@ -212,18 +221,30 @@ class PhysicsMLModel:
         pretrained = load_model(tl.pretrained)
         source = pretrained._require_module()
         mapping = source.element_mapping
+        if tl.replay is not None:
+            # labelled once, by the pretrained model as it is before any fine-tuning
+            plain = config.run_datamodule
+            n_train = read_table(train_data, plain, with_labels=False).num_structures if tl.replay.fraction else 0
+            replay = replay_table(pretrained, tl.replay.structures, plain, count=tl.replay.count,
+                                  fraction=tl.replay.fraction, seed=tl.replay.seed, num_train=n_train)
+            _log.info("replay: %d structures labelled by %s mixed into the fine-tuning data", replay.num_structures, tl.pretrained)
+            train_data = with_replay(train_data, replay, plain)
         dm = GraphDataModule(
             config.run_datamodule,
             train_data=train_data,
             validation_data=validation_data,
             element_mapping=mapping,
-            statistics=None if tl.refit_references else source.statistics,
+            statistics=None if tl.refit_references == "labels" else source.statistics,
             energy_key=config.energy_key,
             forces_key=config.datamodule.y_node_vector if config.compute_forces else None,
         )
         dm.prepare_data()
-        dm.setup("fit")
-        statistics = refit_references(source.statistics, dm.statistics) if tl.refit_references else source.statistics
+        _setup_within_the_pretrained_elements(dm, mapping, tl.pretrained)
+        statistics = source.statistics
+        if tl.refit_references == "labels":
+            statistics = refit_references(source.statistics, dm.statistics)
+        elif tl.refit_references == "residual":
+            statistics = self._residual_references(config, source, dm)
         arrays = dm.split_arrays("train")
         n_attrs = int(np.asarray(arrays[K.GRAPH_ATTRS]).shape[1]) if K.GRAPH_ATTRS in arrays else 0
         self.module = self._new_module(config, statistics, mapping, output_spec(config, mapping, n_attrs))
@@ -249,6 +270,18 @@ class PhysicsMLModel:
             self._fit(stage_config, stage_dm, validation_data is not None, callbacks=callbacks, loggers=loggers)
         set_trainable(network, frozen_patterns=[], frozen_names=base)
         return self
+
+    @staticmethod
+    def _residual_references(config: ModelConfig, source: AtomisticLightningModule, dm: GraphDataModule) -> DatasetStatistics:
+        """The pretrained references moved by the fit of what the pretrained model misses on
+        the new training labels (``refit_references="residual"``)."""
+        energy = source.energy_target
+        if energy is None or config.energy_key is None:
+            raise ConfigError("transfer_learning.refit_references='residual' needs an energy target in both models")
+        source.eval()
+        predicted = [source.predict_values(batch)[energy.name].numpy() for batch in dm.ordered_batches("train")]
+        column = (config.datamodule.y_graph_scalars or []).index(config.energy_key)
+        return residual_references(source.statistics, dm.split_arrays("train"), np.concatenate(predicted), column)
 
     def _ensure_module(self, config: ModelConfig, dm: GraphDataModule) -> None:
         """Build the module from the datamodule's statistics, or check the existing one fits."""
@@ -418,6 +451,32 @@ def load_model(path: str | Path) -> Any:
         module.ema_network.module.load_state_dict(module.network.state_dict())
     model.module = module
     return model
+
+
+def _setup_within_the_pretrained_elements(dm: GraphDataModule, mapping: ElementMapping, pretrained: str) -> None:
+    """``dm.setup("fit")``, refusing data with elements the pretrained model has no embedding
+    for, all of them named: the one-hot element input of a trained network cannot grow without
+    new weights that nothing has trained."""
+    from ..errors import DataError
+
+    try:
+        dm.setup("fit")
+    except DataError as err:
+        if err.field != "atomic_numbers":
+            raise
+        from ase.data import chemical_symbols
+
+        known = set(mapping.elements or range(mapping.size))
+        new = [z for z in dm.elements_present() if z not in known]
+        if not new:
+            raise
+        names = ", ".join(chemical_symbols[z] for z in new)
+        has = ", ".join(chemical_symbols[z] for z in sorted(known)) if mapping.elements else f"Z < {mapping.size}"
+        raise ConfigError(
+            f"transfer_learning: the fine-tuning data holds {names}, which the pretrained model {pretrained} "
+            f"does not know (it was trained on {has}); a trained network's element embedding cannot grow "
+            "without new untrained weights. Fine-tune on structures of its elements, or train a new model"
+        ) from err
 
 
 def _checkpoint_metadata(path: Path) -> dict[str, Any]:

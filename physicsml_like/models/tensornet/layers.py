@@ -67,6 +67,8 @@ class TensorLinear(nn.Module):
     channels for every tensor component, so it commutes with rotations (and may act on the
     compact scalar, vector or matrix form of a part alike)."""
 
+    lora_layout = "out_in"  # its weight is one [out, in] channel-mixing matrix (see nn.lora)
+
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
