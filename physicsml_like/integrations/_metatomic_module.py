@@ -1,7 +1,6 @@
 """The module metatomic scripts and saves (imported only with metatomic installed; see
 :mod:`physicsml_like.integrations.metatomic`)."""
 
-from typing import Dict, List, Optional  # noqa: UP035 (TorchScript reads these)
 
 import torch
 from metatensor.torch import Labels, TensorBlock, TensorMap
@@ -23,18 +22,18 @@ class MetatomicPotential(nn.Module):
         self.ensemble = potential.ensemble
         self.self_interaction = potential.self_interaction
 
-    def requested_neighbor_lists(self) -> List[NeighborListOptions]:
+    def requested_neighbor_lists(self) -> list[NeighborListOptions]:
         return [self.options]
 
-    def forward(self, systems: List[System], outputs: Dict[str, ModelOutput],
-                selected_atoms: Optional[Labels] = None) -> Dict[str, TensorMap]:
+    def forward(self, systems: list[System], outputs: dict[str, ModelOutput],
+                selected_atoms: Labels | None = None) -> dict[str, TensorMap]:
         per_atom = False
         if "energy" in outputs:
             per_atom = outputs["energy"].sample_kind == "atom"
-        totals: List[torch.Tensor] = []
-        spreads: List[torch.Tensor] = []
-        atom_values: List[torch.Tensor] = []
-        atom_samples: List[torch.Tensor] = []
+        totals: list[torch.Tensor] = []
+        spreads: list[torch.Tensor] = []
+        atom_values: list[torch.Tensor] = []
+        atom_samples: list[torch.Tensor] = []
         for s, system in enumerate(systems):
             neighbours = system.get_neighbor_list(self.options)
             pairs = neighbours.samples.values
@@ -61,7 +60,7 @@ class MetatomicPotential(nn.Module):
                 atom_values.append(values)
                 atom_samples.append(torch.stack([torch.full_like(index, s), index], dim=1))
         dtype = systems[0].positions.dtype
-        results: Dict[str, TensorMap] = {}
+        results: dict[str, TensorMap] = {}
         keys = Labels("_", torch.tensor([[0]], device=systems[0].positions.device))
         if "energy" in outputs:
             if per_atom:

@@ -19,7 +19,7 @@ energy target are traced.
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union  # noqa: UP035 (TorchScript reads these)
+from typing import Any
 
 import torch
 from torch import nn
@@ -62,7 +62,7 @@ def _completed_cell(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
 
 def neighbour_pairs(
     positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor, cutoff: float, self_interaction: bool
-) -> Tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Every pair ``i != j`` (or ``i == j`` through another image) with
     ``|pos[j] - pos[i] + S @ cell| < cutoff``: ``(edge_index [2, E], shifts [E, 3] int64)``.
 
@@ -89,9 +89,9 @@ def neighbour_pairs(
     else:
         shifts = torch.zeros((1, 3), dtype=torch.long, device=device)
     offsets = shifts.to(torch.float64) @ cell64
-    centres: List[torch.Tensor] = []
-    neighbours: List[torch.Tensor] = []
-    images: List[torch.Tensor] = []
+    centres: list[torch.Tensor] = []
+    neighbours: list[torch.Tensor] = []
+    images: list[torch.Tensor] = []
     diagonal = torch.eye(n, dtype=torch.bool, device=device)
     for m in range(shifts.shape[0]):
         vectors = pos.unsqueeze(0) - pos.unsqueeze(1) + offsets[m]  # [i, j, 3]
@@ -141,7 +141,7 @@ class _EnergyCore(nn.Module):
     def forward(
         self, positions: torch.Tensor, cell: torch.Tensor, node_attrs: torch.Tensor, species: torch.Tensor,
         edge_index: torch.Tensor, cell_shift: torch.Tensor,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         batch = _SingleGraph({
             K.POSITIONS: positions, K.CELL: cell, K.NODE_ATTRS: node_attrs, K.SPECIES: species,
             K.EDGE_INDEX: edge_index, K.CELL_SHIFT: cell_shift, K.BATCH: torch.zeros_like(species),
@@ -157,7 +157,7 @@ class _EnergyCore(nn.Module):
         return energy, per_atom
 
 
-def _example(module: AtomisticLightningModule, dtype: torch.dtype, device: torch.device) -> Tuple[torch.Tensor, ...]:
+def _example(module: AtomisticLightningModule, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
     """A made-up cluster holding every element twice, all within the cutoff of each other: the
     input the energy is traced on (any structure would do; the trace does not depend on it)."""
     slots = module.element_mapping.size
@@ -210,19 +210,19 @@ class ExportedPotential(nn.Module):
         bad = torch.nonzero(~known | (slots < 0)).flatten()
         if bad.shape[0] > 0:
             z = int(atomic_numbers[bad[0]])
-            raise ValueError("atomic_numbers: element Z={} (atom {}) is not one this model was trained on".format(z, int(bad[0])))
+            raise ValueError(f"atomic_numbers: element Z={z} (atom {int(bad[0])}) is not one this model was trained on")
         return slots
 
     @torch.jit.export
     def energies(self, positions: torch.Tensor, species: torch.Tensor, cell: torch.Tensor, edge_index: torch.Tensor,
-                 cell_shifts: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+                 cell_shifts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Member energies ``[M]`` and per-atom energies ``[M, N]`` (``[M, 0]`` when the network
         pools itself), float64, differentiable wrt ``positions`` and ``cell``."""
         dtype = self.dtype_holder.dtype
         node_attrs = torch.nn.functional.one_hot(species, self.num_slots).to(dtype)
         shifts = cell_shifts.to(dtype)
-        totals: List[torch.Tensor] = []
-        per_atom: List[torch.Tensor] = []
+        totals: list[torch.Tensor] = []
+        per_atom: list[torch.Tensor] = []
         for core in self.cores:
             total, atoms = core(positions, cell.reshape(1, 3, 3), node_attrs, species, edge_index, shifts)
             totals.append(total.reshape(1))
@@ -231,29 +231,28 @@ class ExportedPotential(nn.Module):
 
     def _check(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor) -> None:
         if positions.dim() != 2 or positions.shape[1] != 3:
-            raise ValueError("positions must be [N, 3], got {}".format(positions.shape))
+            raise ValueError(f"positions must be [N, 3], got {positions.shape}")
         if positions.dtype != self.dtype_holder.dtype:
-            raise ValueError("positions are {} but this model was exported for {}; convert them or export with "
-                             "dtype=...".format(positions.dtype, self.dtype_holder.dtype))
+            raise ValueError(f"positions are {positions.dtype} but this model was exported for {self.dtype_holder.dtype}; convert them or export with "
+                             "dtype=...")
         if atomic_numbers.dim() != 1 or atomic_numbers.shape[0] != positions.shape[0]:
-            raise ValueError("atomic_numbers must be [N] with N = {} atoms (positions), got {}".format(
-                positions.shape[0], atomic_numbers.shape))
+            raise ValueError(f"atomic_numbers must be [N] with N = {positions.shape[0]} atoms (positions), got {atomic_numbers.shape}")
         if atomic_numbers.dtype != torch.long:
-            raise ValueError("atomic_numbers must be int64, got {}".format(atomic_numbers.dtype))
+            raise ValueError(f"atomic_numbers must be int64, got {atomic_numbers.dtype}")
         if cell.dim() != 2 or cell.shape[0] != 3 or cell.shape[1] != 3:
-            raise ValueError("cell must be [3, 3], got {}".format(cell.shape))
+            raise ValueError(f"cell must be [3, 3], got {cell.shape}")
         if pbc.dim() != 1 or pbc.shape[0] != 3 or pbc.dtype != torch.bool:
-            raise ValueError("pbc must be [3] bool, got {} {}".format(pbc.shape, pbc.dtype))
+            raise ValueError(f"pbc must be [3] bool, got {pbc.shape} {pbc.dtype}")
         if bool(pbc.any()):
             periodic = cell.to(torch.float64)[pbc]
             if float(torch.abs(torch.linalg.det(periodic @ periodic.T))) < 1e-12:
-                raise ValueError("cell has zero volume along the periodic directions (pbc = {})".format(pbc))
+                raise ValueError(f"cell has zero volume along the periodic directions (pbc = {pbc})")
 
     def forward(
         self, positions: torch.Tensor, atomic_numbers: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor,
-        edge_index: Optional[torch.Tensor] = None, cell_shifts: Optional[torch.Tensor] = None,
-        compute_stress: Optional[bool] = None,
-    ) -> Dict[str, torch.Tensor]:
+        edge_index: torch.Tensor | None = None, cell_shifts: torch.Tensor | None = None,
+        compute_stress: bool | None = None,
+    ) -> dict[str, torch.Tensor]:
         self._check(positions, atomic_numbers, cell, pbc)
         species = self.species(atomic_numbers)
         cell = cell.to(self.dtype_holder.dtype)
@@ -263,7 +262,7 @@ class ExportedPotential(nn.Module):
         else:
             want_stress = compute_stress
             if want_stress and not fully_periodic:
-                raise ValueError("compute_stress=True needs a cell periodic in all three directions (pbc = {})".format(pbc))
+                raise ValueError(f"compute_stress=True needs a cell periodic in all three directions (pbc = {pbc})")
         if edge_index is None:
             if cell_shifts is not None:
                 raise ValueError("cell_shifts given without edge_index: give both or neither")
@@ -272,12 +271,11 @@ class ExportedPotential(nn.Module):
             if cell_shifts is None:
                 raise ValueError("edge_index given without cell_shifts: give both or neither")
             if edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_index.dtype != torch.long:
-                raise ValueError("edge_index must be [2, E] int64, got {} {}".format(edge_index.shape, edge_index.dtype))
+                raise ValueError(f"edge_index must be [2, E] int64, got {edge_index.shape} {edge_index.dtype}")
             if cell_shifts.dim() != 2 or cell_shifts.shape[1] != 3 or cell_shifts.shape[0] != edge_index.shape[1]:
-                raise ValueError("cell_shifts must be [E, 3] with E = {} edges (edge_index), got {}".format(
-                    edge_index.shape[1], cell_shifts.shape))
+                raise ValueError(f"cell_shifts must be [E, 3] with E = {edge_index.shape[1]} edges (edge_index), got {cell_shifts.shape}")
             if edge_index.shape[1] > 0 and (int(edge_index.min()) < 0 or int(edge_index.max()) >= positions.shape[0]):
-                raise ValueError("edge_index refers to atoms outside 0..N-1 (N = {})".format(positions.shape[0]))
+                raise ValueError(f"edge_index refers to atoms outside 0..N-1 (N = {positions.shape[0]})")
             edges, shifts = edge_index, cell_shifts
         leaf = positions.detach().requires_grad_(True)
         displacement = torch.zeros((3, 3), dtype=leaf.dtype, device=leaf.device).requires_grad_(want_stress)
@@ -287,8 +285,8 @@ class ExportedPotential(nn.Module):
             strained_positions = leaf + leaf @ symmetric
             strained_cell = cell + cell @ symmetric
         totals, _ = self.energies(strained_positions, species, strained_cell, edges, shifts)
-        forces: List[torch.Tensor] = []
-        stresses: List[torch.Tensor] = []
+        forces: list[torch.Tensor] = []
+        stresses: list[torch.Tensor] = []
         members = totals.shape[0]
         for m in range(members):
             inputs = [leaf, displacement] if want_stress else [leaf]
@@ -302,7 +300,7 @@ class ExportedPotential(nn.Module):
         totals = totals.detach()
         stacked = torch.stack(forces)
         stacked = stacked.detach()
-        out: Dict[str, torch.Tensor] = {"energy": totals.mean(), "forces": stacked.mean(dim=0)}
+        out: dict[str, torch.Tensor] = {"energy": totals.mean(), "forces": stacked.mean(dim=0)}
         if want_stress:
             out["stress"] = torch.stack(stresses).mean(dim=0).detach()
         if self.ensemble:
@@ -333,7 +331,7 @@ def _check_exportable(module: AtomisticLightningModule) -> None:
                           "model gives energy, forces and stress")
 
 
-def build_potential(model: Any, *, dtype: Optional[str] = None, device: str = "cpu") -> ExportedPotential:
+def build_potential(model: Any, *, dtype: str | None = None, device: str = "cpu") -> ExportedPotential:
     """The (not yet scripted) :class:`ExportedPotential` of a model or an ensemble, its energy
     traced. Checks come first: nothing is traced for a model that cannot be exported."""
     modules = _modules(model)
@@ -378,7 +376,7 @@ def write_atomically(path: Path, save: Any) -> Path:
     return path
 
 
-def export_model(model: Any, path: Union[str, Path], format: str = "torchscript", *, dtype: Optional[str] = None,
+def export_model(model: Any, path: str | Path, format: str = "torchscript", *, dtype: str | None = None,
                  device: str = "cpu") -> Path:
     """Write ``model`` (or an ensemble) to ``path`` as ``format`` (``"torchscript"`` or
     ``"metatomic"``); see ``docs/export.md``."""

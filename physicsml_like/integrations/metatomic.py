@@ -12,7 +12,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, List, Optional  # noqa: UP035 (TorchScript reads these)
+from typing import Any
 
 import torch
 
@@ -56,7 +56,7 @@ def _wrapper_class() -> Any:
     return MetatomicPotential
 
 
-def atomistic_model(model: Any, *, dtype: Optional[str] = None, device: str = "cpu") -> Any:
+def atomistic_model(model: Any, *, dtype: str | None = None, device: str = "cpu") -> Any:
     """The ``metatomic.torch.AtomisticModel`` of a model or an ensemble (not yet saved)."""
     mta = _metatomic()
     potential = build_potential(model, dtype=dtype, device=device)
@@ -76,7 +76,7 @@ def atomistic_model(model: Any, *, dtype: Optional[str] = None, device: str = "c
     return mta.AtomisticModel(wrapped, metadata, capabilities)
 
 
-def export_metatomic(model: Any, path: Path, *, dtype: Optional[str] = None, device: str = "cpu") -> Path:
+def export_metatomic(model: Any, path: Path, *, dtype: str | None = None, device: str = "cpu") -> Path:
     """Write the metatomic model of ``model`` to ``path`` (a ``.pt`` file, written atomically)."""
     if path.suffix != ".pt":
         raise ConfigError(f"export: metatomic models are .pt files, got {path.name!r}")

@@ -36,10 +36,7 @@ def perturbed(model: Any, seed: int, scale: float = 0.05) -> Any:
 
 def _base(model: Any) -> ase.Atoms:
     elements = set(model.module.element_mapping.elements or ())
-    if elements <= {29}:
-        atoms = load_dataset("cu_emt")[7][:9]
-    else:
-        atoms = load_dataset("ethanol")[23]
+    atoms = load_dataset("cu_emt")[7][:9] if elements <= {29} else load_dataset("ethanol")[23]
     atoms = atoms.copy()
     atoms.pbc = False
     atoms.cell = np.zeros((3, 3))
