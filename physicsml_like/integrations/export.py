@@ -146,7 +146,7 @@ class _EnergyCore(nn.Module):
             K.POSITIONS: positions, K.CELL: cell, K.NODE_ATTRS: node_attrs, K.SPECIES: species,
             K.EDGE_INDEX: edge_index, K.CELL_SHIFT: cell_shift, K.BATCH: torch.zeros_like(species),
         })
-        module: AtomisticLightningModule = self._module
+        module: AtomisticLightningModule = self._module  # type: ignore[assignment]
         graph, _, _, _ = module._graph(batch, False, False)  # type: ignore[arg-type]
         readout = Readout(self.network(graph), graph, type(self.network).__name__)
         energy = self.energy.readout(readout).to(torch.float64) + self.energy.offset(readout)
@@ -184,6 +184,9 @@ class ExportedPotential(nn.Module):
     edge_index [2, E] = None, cell_shifts [E, 3] = None, compute_stress = None)``: without
     ``edge_index`` the neighbour list is built here; ``compute_stress`` ``None`` means "when the
     model computes stress and the cell is periodic in all three directions"."""
+
+    lookup: torch.Tensor
+    dtype_holder: torch.Tensor
 
     def __init__(self, cores: list[nn.Module], lookup: torch.Tensor, num_slots: int, cutoff: float,
                  self_interaction: bool, computes_stress: bool, dtype: torch.dtype) -> None:
@@ -386,9 +389,10 @@ def export_model(model: Any, path: str | Path, format: str = "torchscript", *, d
         raise ConfigError(f"export: dtype must be 'float32' or 'float64', got {dtype!r}")
     path = Path(path)
     if format == "metatomic":
-        from .metatomic import export_metatomic
+        # through the engine table: the metatomic adapter imports this module (no import cycle)
+        from ..training.extensions import engine
 
-        return export_metatomic(model, path, dtype=dtype, device=device)
+        return engine("metatomic")(model, path, dtype=dtype, device=device)  # type: ignore[no-any-return]
     torch_dtype(dtype or "float32")  # validated above; keeps the one dtype table
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is deprecated", category=DeprecationWarning)

@@ -32,6 +32,7 @@ _ENGINES: dict[str, Provider] = {
     "ase": "physicsml_like.integrations.ase:PhysicsMLCalculator",
     "ase_ensemble": "physicsml_like.integrations.ase:EnsembleCalculator",
     "export": "physicsml_like.integrations.export:export_model",
+    "metatomic": "physicsml_like.integrations.metatomic:export_metatomic",
 }
 _SAVED_FORMATS: dict[str, Provider] = {
     "ensemble.json": "physicsml_like.variants.ensemble:EnsembleModel.load",

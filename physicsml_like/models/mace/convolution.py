@@ -434,7 +434,8 @@ class EdgeTensorProduct(nn.Module):
             summed = _traced_neighbour_sum(self._plan(), edges, sh, radial, node.contiguous())
         else:
             summed = _Convolution.apply(self._plan(), edges, sh, radial, node.contiguous(), None)
-        return summed.index_select(1, self.to_output_order)
+        order: torch.Tensor = self.to_output_order  # type: ignore[assignment]
+        return summed.index_select(1, order)
 
     def extra_repr(self) -> str:
         return (
