@@ -1,6 +1,9 @@
+# ruff: noqa: UP006, UP045  (metatomic checks these typing annotations; TorchScript classes have no |)
 """The module metatomic scripts and saves (imported only with metatomic installed; see
 :mod:`physicsml_like.integrations.metatomic`)."""
 
+
+from typing import Dict, List, Optional  # noqa: UP035 (metatomic checks these annotations)
 
 import torch
 from metatensor.torch import Labels, TensorBlock, TensorMap
@@ -22,11 +25,11 @@ class MetatomicPotential(nn.Module):
         self.ensemble = potential.ensemble
         self.self_interaction = potential.self_interaction
 
-    def requested_neighbor_lists(self) -> list[NeighborListOptions]:
+    def requested_neighbor_lists(self) -> List[NeighborListOptions]:
         return [self.options]
 
-    def forward(self, systems: list[System], outputs: dict[str, ModelOutput],
-                selected_atoms: Labels | None = None) -> dict[str, TensorMap]:
+    def forward(self, systems: List[System], outputs: Dict[str, ModelOutput],
+                selected_atoms: Optional[Labels] = None) -> Dict[str, TensorMap]:  # noqa: UP006, UP045 (metatomic and TorchScript read these)
         per_atom = False
         if "energy" in outputs:
             per_atom = outputs["energy"].sample_kind == "atom"
