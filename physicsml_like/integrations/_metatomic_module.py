@@ -29,7 +29,7 @@ class MetatomicPotential(nn.Module):
         return [self.options]
 
     def forward(self, systems: List[System], outputs: Dict[str, ModelOutput],
-                selected_atoms: Optional[Labels] = None) -> Dict[str, TensorMap]:  # noqa: UP006, UP045 (metatomic and TorchScript read these)
+                selected_atoms: Optional[Labels] = None) -> Dict[str, TensorMap]:
         per_atom = False
         if "energy" in outputs:
             per_atom = outputs["energy"].sample_kind == "atom"
