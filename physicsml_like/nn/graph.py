@@ -72,7 +72,9 @@ class AtomicGraph:
 
     @property
     def num_nodes(self) -> int:
-        return int(self.node_attrs.shape[0])
+        # the shape itself, not int(...) of it: under torch.jit.trace it stays a traced size, so
+        # a traced network serves structures of any size
+        return self.node_attrs.shape[0]
 
     def unit_vectors(self) -> torch.Tensor:
         """``[E, 3]`` edge directions; a zero-length (self-interaction) edge has no direction, so

@@ -387,6 +387,12 @@ class PhysicsMLModel:
         relaxations; ``dtype="float64"`` runs a float32-trained model in double precision."""
         return engine("ase")(self, device=device, dtype=dtype)
 
+    def export(self, path: str | Path, format: str = "torchscript", *, dtype: str | None = None, device: str = "cpu") -> Path:
+        """Write a self-contained compiled model that runs without this package: ``"torchscript"``
+        (``torch.jit.load(path)(positions, atomic_numbers, cell, pbc)`` -> energy, forces, stress)
+        or ``"metatomic"`` (LAMMPS, i-PI, ASE through metatomic). See ``docs/export.md``."""
+        return engine("export")(self, path, format, dtype=dtype, device=device)
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write the model to a folder: ``config.json``, ``weights.safetensors`` (inference

@@ -119,6 +119,11 @@ class EnsembleModel:
         ``energy_std`` and ``forces_std``."""
         return engine("ase_ensemble")(self, **kwargs)
 
+    def export(self, path: str | Path, format: str = "torchscript", *, dtype: str | None = None, device: str = "cpu") -> Path:
+        """One compiled file of all members: the mean energy, forces and stress, and the spread
+        (``energy_std``, ``forces_std``; ``energy_uncertainty`` in metatomic). See ``docs/export.md``."""
+        return engine("export")(self, path, format, dtype=dtype, device=device)
+
 
 def ensemble_from_config(family: str, config: dict[str, Any]) -> EnsembleModel:
     """An ensemble of ``config["n_models"]`` (default 4, as physicsml's ``ensemble_ani_model``)

@@ -56,12 +56,12 @@ def edge_pairs(centre: torch.Tensor, num_nodes: int) -> tuple[torch.Tensor, torc
     sorted_centre = centre[order]
     counts = torch.bincount(sorted_centre, minlength=num_nodes)
     group_start = torch.cumsum(counts, 0) - counts
-    position = torch.arange(len(centre), device=centre.device)
+    position = torch.arange(centre.shape[0], device=centre.device)  # shapes, not len(): traceable
     rank = position - group_start[sorted_centre]
     partners_after = counts[sorted_centre] - 1 - rank
     first = torch.repeat_interleave(position, partners_after)
     offset_of_first = torch.repeat_interleave(torch.cumsum(partners_after, 0) - partners_after, partners_after)
-    second = first + 1 + (torch.arange(len(first), device=centre.device) - offset_of_first)
+    second = first + 1 + (torch.arange(first.shape[0], device=centre.device) - offset_of_first)
     return order[first], order[second]
 
 

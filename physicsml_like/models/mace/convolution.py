@@ -276,6 +276,22 @@ def _partials(plan: _Plan, edges: Edges, slots: list[torch.Tensor | None], wante
     return out
 
 
+def _traced_neighbour_sum(plan: _Plan, edges: Edges, sh: torch.Tensor, radial: torch.Tensor, node: torch.Tensor) -> torch.Tensor:
+    """``A [N, K, c]`` with ordinary autograd operations, all edges at once: what
+    ``torch.jit.trace`` records (it cannot record :class:`_Convolution`, a Python autograd
+    function with non-tensor arguments, nor a chunk loop whose length depends on the edge
+    count). The same products as :func:`_partials` with ``wanted=[_GRAD]``, so the same values."""
+    senders = _rows(node, edges.senders)
+    rows = radial if edges.bond_of_edge is None else radial.index_select(0, edges.bond_of_edge)
+    weights = rows.view(rows.shape[0], plan.num_paths, plan.channels)
+    messages = []
+    for block in plan.blocks:  # row blocks in order: block.row_start is the running row count
+        coupled = _bmm(_coupling(block, sh), senders[:, block.in_start : block.in_start + block.d_in])
+        messages.append(coupled * _row_weights(block, weights))
+    summed = node.new_zeros(node.shape[0], plan.out_dim, plan.channels)
+    return summed.index_add(0, edges.receivers, torch.cat(messages, dim=1))
+
+
 class _Convolution(torch.autograd.Function):
     """The missing one of ``(sh, radial, node, grad)`` as the partial derivative of ``Q``.
 
@@ -414,8 +430,12 @@ class EdgeTensorProduct(nn.Module):
         return _Plan(self.channels, self._in_dim, self.irreps_sh.dim, self._out_dim, self.num_paths, blocks)
 
     def forward(self, node: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor, edges: Edges) -> torch.Tensor:
-        summed = _Convolution.apply(self._plan(), edges, sh, radial, node.contiguous(), None)
-        return summed.index_select(1, self.to_output_order)
+        if torch.jit.is_tracing():
+            summed = _traced_neighbour_sum(self._plan(), edges, sh, radial, node.contiguous())
+        else:
+            summed = _Convolution.apply(self._plan(), edges, sh, radial, node.contiguous(), None)
+        order: torch.Tensor = self.to_output_order  # type: ignore[assignment]
+        return summed.index_select(1, order)
 
     def extra_repr(self) -> str:
         return (

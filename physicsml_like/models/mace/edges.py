@@ -37,18 +37,22 @@ def reverse_pairs(edge_index: torch.Tensor, edge_vectors: torch.Tensor) -> tuple
     negative_first = vectors.gather(1, first_nonzero).squeeze(1) < 0
     flip = (i > j) | ((i == j) & negative_first)
     oriented = torch.where(flip.unsqueeze(1), -vectors, vectors) + 0.0  # + 0.0 turns -0.0 into 0.0
-    bits = oriented.contiguous().view(torch.int32 if vectors.dtype == torch.float32 else torch.int64).long()
-    pair = torch.minimum(i, j) * (int(edge_index.max()) + 1 if i.numel() else 1) + torch.maximum(i, j)
-    keys = torch.cat([pair.unsqueeze(1), bits], dim=1)
+    # the atom count as a tensor, not int(...): a traced model keeps it per call
+    pair = torch.minimum(i, j) * (edge_index.max() + 1 if i.numel() else 1) + torch.maximum(i, j)
+    # keys: the pair, then the oriented vector's components (compared as values: after the
+    # + 0.0 equal values are equal bits; a bit view of the floats would not trace)
+    keys = [pair, *oriented.unbind(1)]
     # lexicographic order by stable sorts from the last key to the first (sorting rows with
     # torch.unique(dim=0) is slow); equal keys are then adjacent
     n_edges = edge_index.shape[1]
     order = torch.arange(n_edges, device=edge_index.device)
-    for column in range(keys.shape[1] - 1, -1, -1):
-        order = order[torch.sort(keys[order, column], stable=True).indices]
-    ordered = keys[order]
-    starts = torch.ones(n_edges, dtype=torch.bool, device=edge_index.device)
-    starts[1:] = (ordered[1:] != ordered[:-1]).any(dim=1)
+    for key in keys[::-1]:
+        order = order[torch.sort(key[order], stable=True).indices]
+    starts = torch.zeros(n_edges, dtype=torch.bool, device=edge_index.device)
+    starts[:1] = True
+    for key in keys:
+        ordered = key[order]
+        starts[1:] |= ordered[1:] != ordered[:-1]
     bond_of_edge = torch.empty_like(order)
     bond_of_edge[order] = torch.cumsum(starts, dim=0) - 1
     representatives = order[starts]

@@ -147,7 +147,7 @@ class MACE(AtomisticNetwork):
         # radial features depend on the bond length only: once per bond, not per direction
         bonds, bond_of_edge = reverse_pairs(graph.edge_index, graph.edge_vectors)
         radial = self.radial(graph.edge_lengths.index_select(0, bonds))
-        edges = Edges(receivers, senders, bond_of_edge, graph.num_nodes, int(bonds.shape[0]))
+        edges = Edges(receivers, senders, bond_of_edge, graph.num_nodes, bonds.shape[0])
         node_feats = self.embedding(graph.node_attrs.unsqueeze(1))
         scalars: torch.Tensor | None = None
         vectors: torch.Tensor | None = None
