@@ -236,7 +236,10 @@ class ExportedPotential(nn.Module):
         if positions.dim() != 2 or positions.shape[1] != 3:
             raise ValueError(f"positions must be [N, 3], got {positions.shape}")
         if positions.dtype != self.dtype_holder.dtype:
-            raise ValueError(f"positions are {positions.dtype} but this model was exported for {self.dtype_holder.dtype}; convert them or export with "
+            # TorchScript formats a dtype as its enum number: name the two floating types
+            wanted = "float64" if self.dtype_holder.dtype == torch.float64 else "float32"
+            given = "float64" if positions.dtype == torch.float64 else ("float32" if positions.dtype == torch.float32 else "not float32/float64")
+            raise ValueError(f"positions are {given} but this model was exported for {wanted}; convert them or export with "
                              "dtype=...")
         if atomic_numbers.dim() != 1 or atomic_numbers.shape[0] != positions.shape[0]:
             raise ValueError(f"atomic_numbers must be [N] with N = {positions.shape[0]} atoms (positions), got {atomic_numbers.shape}")
@@ -340,10 +343,10 @@ def build_potential(model: Any, *, dtype: str | None = None, device: str = "cpu"
     modules = _modules(model)
     for module in modules:
         _check_exportable(module)
-    from .ase import _prepare
+    from .potential import prepared_module
 
     target_device = torch.device(device)
-    prepared = [_prepare(module, target_device, dtype) for module in modules]
+    prepared = [prepared_module(module, target_device, dtype) for module in modules]
     first = prepared[0]
     model_dtype = first.model_dtype
     cores: list[nn.Module] = []

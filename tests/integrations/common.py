@@ -66,13 +66,12 @@ def predicted(model: Any, frames: list[ase.Atoms]) -> list[dict[str, np.ndarray]
     """What ``predict`` computes per structure (energy, forces, stress when predicted), through
     the module's ``predict_values`` on a one-structure batch: predict's function without the
     Trainer's start-up, which would dominate these tests."""
-    from physicsml_like.integrations.ase import _GraphMaker
+    from physicsml_like.integrations.potential import Potential
 
-    module = model.module.eval()
-    graphs = _GraphMaker(module, torch.device("cpu"))
+    potential = Potential(model)
     rows = []
     for atoms in frames:
-        values = module.predict_values(graphs(atoms))
+        values = potential(atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc)
         row = {"energy": values["energy"].numpy()[0], "forces": values["forces"].numpy()}
         if "stress" in values:
             row["stress"] = values["stress"].numpy()[0]
