@@ -14,13 +14,15 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from physicsml_like.integrations.metatomic import _metatomic
 
-from .common import FAMILIES, KINDS, predicted, saved, structure
+from physicsml_like.variants.ensemble import EnsembleModel
+
+from .common import FAMILIES, KINDS, perturbed, predicted, saved, structure
 
 pytestmark = [pytest.mark.filterwarnings("ignore:.*is now called:DeprecationWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.filterwarnings("ignore::UserWarning")]
 
 
-@pytest.mark.parametrize("family", ["mace", "nequip", "painn", "ani", "allegro"])
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_metatomic_equals_predict(family: str, tmp_path: Path) -> None:
     _metatomic()
     from metatomic_ase import MetatomicCalculator
@@ -36,6 +38,25 @@ def test_metatomic_equals_predict(family: str, tmp_path: Path) -> None:
         np.testing.assert_allclose(atoms.get_forces(), want["forces"], atol=1e-6, err_msg=kind)
         if "stress" in want and atoms.pbc.all():
             np.testing.assert_allclose(atoms.get_stress(), full_3x3_to_voigt_6_stress(want["stress"]), atol=1e-6, err_msg=kind)
+
+
+def test_metatomic_ensemble_gives_the_mean_and_its_uncertainty(tmp_path: Path) -> None:
+    _metatomic()
+    from metatomic_ase import MetatomicCalculator
+
+    ensemble = EnsembleModel(members=[saved("painn_periodic"), perturbed(saved("painn_periodic"), seed=5)])
+    path = ensemble.export(tmp_path / "ensemble.pt", format="metatomic")
+    atoms = structure(ensemble.members[0], "bulk")
+    want = ensemble.predict([atoms])
+    atoms.calc = MetatomicCalculator(str(path))
+    assert float(want["energy_std"][0]) > 1e-4  # the members differ
+    assert abs(atoms.get_potential_energy() - float(want["energy"][0])) < 1e-6
+    np.testing.assert_allclose(atoms.get_forces(), want["forces"][0], atol=1e-6)
+    np.testing.assert_allclose(atoms.get_stress(), full_3x3_to_voigt_6_stress(want["stress"][0]), atol=1e-6)
+    import metatomic.torch as mta
+
+    outputs = mta.load_atomistic_model(str(path)).capabilities().outputs
+    assert "energy_uncertainty" in outputs
 
 
 def test_metatomic_model_loads_without_the_package(tmp_path: Path) -> None:
