@@ -123,7 +123,7 @@ class PhysicsMLLikePotentialImpl(MLPotentialImpl):
             raise ConfigError(f"backend must be 'auto', 'python' or 'torch', got {backend!r}")
         self.name = name
         self.model_path = None if model_path is None else Path(model_path)
-        self.model = load_model(self.model_path) if model is None else model
+        self.model = load_model(self.model_path) if self.model_path is not None else model
         self.output_scaling = EV_IN_KJ_PER_MOL if output_scaling is None else float(output_scaling)
         self.position_scaling = NM_IN_ANGSTROM if position_scaling is None else float(position_scaling)
         self.device = str(device)
@@ -266,7 +266,7 @@ class _Computation:
 
     def __call__(self, state: openmm.State) -> tuple[float, np.ndarray]:
         if self.potential is None:
-            model = load_model(self.model_path) if self.model is None else self.model
+            model = load_model(self.model_path) if self.model_path is not None else self.model
             self.potential = Potential(model, device=self.device, dtype=self.precision)
         positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer) * self.position_scaling
         if self.periodic:
@@ -292,6 +292,9 @@ class TorchForceModule(torch.nn.Module):
                  periodic: bool, position_scaling: float, output_scaling: float, dtype: torch.dtype) -> None:
         super().__init__()
         self.inner = inner
+        self.numbers: torch.Tensor
+        self.indices: torch.Tensor
+        self.pbc: torch.Tensor
         self.register_buffer("numbers", torch.as_tensor(numbers, dtype=torch.long))
         chosen = range(n_particles) if indices is None else indices
         self.register_buffer("indices", torch.as_tensor(list(chosen), dtype=torch.long))
