@@ -99,6 +99,7 @@ def measure(rounds: int, steps: int) -> list[dict]:
                     start = time.perf_counter()
                     run(steps)
                     times[engine].append((time.perf_counter() - start) / steps * 1e3)
+                print(f"{name}: " + ", ".join(f"{e} {v[-1]:.1f} ms" for e, v in times.items()), flush=True)
             for engine, values in times.items():
                 rows.append({"system": name, "engine": engine, "median": statistics.median(values), "best": min(values)})
     return rows
