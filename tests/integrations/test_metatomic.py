@@ -13,7 +13,6 @@ import pytest
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from physicsml_like.integrations.metatomic import _metatomic
-
 from physicsml_like.variants.ensemble import EnsembleModel
 
 from .common import FAMILIES, KINDS, perturbed, predicted, saved, structure

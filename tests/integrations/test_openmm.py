@@ -20,6 +20,7 @@ from openmm import unit
 from openmmml import MLPotential
 
 from physicsml_like import PaiNNModel, load_model
+from physicsml_like.datasets import load_dataset
 from physicsml_like.errors import ConfigError, DataError
 from physicsml_like.integrations import openmm as omm
 from physicsml_like.integrations.openmm import EV_IN_KJ_PER_MOL, TorchForceModule, openmm_topology
@@ -293,6 +294,22 @@ def test_torch_force_module_converts_units_and_scatters_forces() -> None:
     assert torch.all(forces[[0, 2]] == 0)
     torch.testing.assert_close(forces[[1, 3]], -chosen * EV_IN_KJ_PER_MOL * 10.0)
     assert "2 of 4 particles" in repr(TorchForceModule(inner, np.array([1, 8]), [1, 3], 4, True, 10.0, 1.0, torch.float64))
+
+
+def test_torch_force_module_around_the_exported_model_equals_predict(copper_path, tmp_path) -> None:
+    """What TorchForce would call, built from the real TorchScript export of a periodic MACE:
+    nm and kJ/mol out equal predict's values after unit conversion (the engine itself is not
+    installable here)."""
+    model = load_model(copper_path)
+    frame = load_dataset("cu_emt")[4]
+    inner = torch.jit.load(str(model.export(tmp_path / "copper.pt")))
+    wrapper = torch.jit.script(TorchForceModule(inner, frame.numbers, None, len(frame), True, 10.0,
+                                                EV_IN_KJ_PER_MOL, torch.float64))
+    energy, forces = wrapper(torch.tensor(frame.positions / 10.0), torch.tensor(frame.cell.array / 10.0))
+    want = model.predict([frame])
+    errors = _errors(float(energy), forces.numpy(), float(want["energy"][0]), want["forces"][0])
+    assert np.abs(want["forces"][0]).max() > 1e-3
+    assert max(errors) < RTOL, errors
 
 
 def test_torch_force_in_openmm_equals_python_force(organic_path, ethanol) -> None:
