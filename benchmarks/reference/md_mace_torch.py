@@ -74,7 +74,8 @@ def main() -> None:
         request = json.loads(line)
         dtype = request["dtype"]
         if dtype not in calculators:
-            calculators[dtype] = MACECalculator(model_paths=str(workdir / "mace.model"), device="cpu", default_dtype=dtype)
+            calculators[dtype] = MACECalculator(model_paths=str(workdir / "mace.model"),
+                                                device=architecture.get("device", "cpu"), default_dtype=dtype)
         probe = start.copy()
         probe.calc = calculators[dtype]
         answer = md_ms_per_step(calculators[dtype], start, request["steps"], request["warmup"])
