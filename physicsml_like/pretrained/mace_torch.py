@@ -460,11 +460,18 @@ def from_mace_torch(path: str | Path, *, python: str | Path | None = None, dtype
     **fields: further config fields (``trainer``, ``optimizer``, ``datamodule`` entries, ...) for
         fine-tuning with :meth:`~physicsml_like.training.wrapper.PhysicsMLModel.train`.
 
-    The model predicts energies, forces and stress at once (``predict``, ``to_ase_calculator``),
-    saves and loads like any model, and ``model.train(data, validation_data)`` fine-tunes it
-    from mace-torch's weights. An option of the mace-torch model with no counterpart here
-    (distance transforms, ZBL pair repulsion, other interaction classes or radial bases,
-    several heads, ...) raises :class:`~physicsml_like.ConfigError` naming it.
+    Returns
+    -------
+    MACEModel
+        A model that predicts energies, forces and stress at once (``predict``,
+        ``to_ase_calculator``, ``export``), saves and loads like any model, and fine-tunes from
+        mace-torch's weights with ``model.train(data, validation_data)``.
+
+    Raises
+    ------
+    ConversionError
+        An option of the mace-torch model with no counterpart here (distance transforms, ZBL
+        pair repulsion, other interaction classes or radial bases, several heads, ...), named.
     """
     path = Path(path)
     if not path.exists():
