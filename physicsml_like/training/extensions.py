@@ -10,7 +10,8 @@ integration, and a package can add an engine (``register_engine("my_md", MyCalcu
 editing this file.
 
 - **Engines**: name -> factory called as ``factory(model, **options)``; ``"ase"`` builds the ASE
-  calculator of one model, ``"ase_ensemble"`` that of an ensemble.
+  calculator of one model, ``"ase_ensemble"`` that of an ensemble; ``"torch_sim"`` and
+  ``"torch_sim_ensemble"`` their torch-sim models.
 - **Saved formats**: a marker file in a saved folder -> loader called as ``loader(path)``; a
   folder with ``ensemble.json`` is an ensemble. A folder without any marker is one model.
 """
@@ -30,6 +31,8 @@ Provider = str | Callable[..., Any]
 _ENGINES: dict[str, Provider] = {
     "ase": "physicsml_like.integrations.ase:PhysicsMLCalculator",
     "ase_ensemble": "physicsml_like.integrations.ase:EnsembleCalculator",
+    "torch_sim": "physicsml_like.integrations.torch_sim:TorchSimModel",
+    "torch_sim_ensemble": "physicsml_like.integrations.torch_sim:TorchSimEnsemble",
 }
 _SAVED_FORMATS: dict[str, Provider] = {
     "ensemble.json": "physicsml_like.variants.ensemble:EnsembleModel.load",

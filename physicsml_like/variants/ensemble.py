@@ -119,6 +119,11 @@ class EnsembleModel:
         ``energy_std`` and ``forces_std``."""
         return engine("ase_ensemble")(self, **kwargs)
 
+    def to_torch_sim(self, **kwargs: Any) -> Any:
+        """A torch-sim model giving the members' mean energy, forces and stress; the spread is
+        returned as ``energy_std`` and ``forces_std``."""
+        return engine("torch_sim_ensemble")(self, **kwargs)
+
 
 def ensemble_from_config(family: str, config: dict[str, Any]) -> EnsembleModel:
     """An ensemble of ``config["n_models"]`` (default 4, as physicsml's ``ensemble_ani_model``)
