@@ -11,7 +11,8 @@ editing this file.
 
 - **Engines**: name -> factory called as ``factory(model, **options)``; ``"ase"`` builds the ASE
   calculator of one model, ``"ase_ensemble"`` that of an ensemble; ``"export"`` writes a model
-  or an ensemble as a TorchScript or metatomic file (``factory(model, path, format, **options)``).
+  or an ensemble as a TorchScript or metatomic file (``factory(model, path, format, **options)``);
+  ``"torch_sim"`` and ``"torch_sim_ensemble"`` give their torch-sim models.
 - **Saved formats**: a marker file in a saved folder -> loader called as ``loader(path)``; a
   folder with ``ensemble.json`` is an ensemble. A folder without any marker is one model.
 """
@@ -33,6 +34,8 @@ _ENGINES: dict[str, Provider] = {
     "ase_ensemble": "physicsml_like.integrations.ase:EnsembleCalculator",
     "export": "physicsml_like.integrations.export:export_model",
     "metatomic": "physicsml_like.integrations.metatomic:export_metatomic",
+    "torch_sim": "physicsml_like.integrations.torch_sim:TorchSimModel",
+    "torch_sim_ensemble": "physicsml_like.integrations.torch_sim:TorchSimEnsemble",
 }
 _SAVED_FORMATS: dict[str, Provider] = {
     "ensemble.json": "physicsml_like.variants.ensemble:EnsembleModel.load",

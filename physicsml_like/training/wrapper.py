@@ -393,6 +393,12 @@ class PhysicsMLModel:
         or ``"metatomic"`` (LAMMPS, i-PI, ASE through metatomic). See ``docs/export.md``."""
         return engine("export")(self, path, format, dtype=dtype, device=device)
 
+    def to_torch_sim(self, *, device: str = "cpu", dtype: str | None = None) -> Any:
+        """A torch-sim model (``ModelInterface``) for batched relaxations and molecular dynamics
+        of many structures in one call (``ts.optimize``, ``ts.integrate``); needs the extra
+        ``physicsml_like[torch-sim]``."""
+        return engine("torch_sim")(self, device=device, dtype=dtype)
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write the model to a folder: ``config.json``, ``weights.safetensors`` (inference

@@ -124,6 +124,11 @@ class EnsembleModel:
         (``energy_std``, ``forces_std``; ``energy_uncertainty`` in metatomic). See ``docs/export.md``."""
         return engine("export")(self, path, format, dtype=dtype, device=device)
 
+    def to_torch_sim(self, **kwargs: Any) -> Any:
+        """A torch-sim model giving the members' mean energy, forces and stress; the spread is
+        returned as ``energy_std`` and ``forces_std``."""
+        return engine("torch_sim_ensemble")(self, **kwargs)
+
 
 def ensemble_from_config(family: str, config: dict[str, Any]) -> EnsembleModel:
     """An ensemble of ``config["n_models"]`` (default 4, as physicsml's ``ensemble_ani_model``)
