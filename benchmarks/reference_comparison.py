@@ -91,6 +91,8 @@ sys.path.insert(0, str(RUNNERS))
 from _common import ENERGY_KEY, FORCES_KEY  # noqa: E402
 
 THREADS = 2
+"""Torch threads of every code (``--threads``: on a machine shared with other work, one thread a
+code keeps an OpenMP barrier from waiting on a descheduled thread at every kernel)."""
 TORCH = "torch==2.13.0"
 """The torch every environment gets: installed first and held by a constraint, so installing a
 reference code never replaces it (any other request would fetch a different, much larger build)."""
@@ -290,7 +292,8 @@ def run_job(code: str, job: dict[str, Any], runner: str | None = None) -> dict[s
     job = {**job, "result": str(workdir / "result.json")}
     job_file.write_text(json.dumps(job, indent=1))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update({"OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS), "PYTHONUNBUFFERED": "1"})
+    threads = str(job.get("threads", THREADS))
+    env.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"})
     if code == "ours":
         python = Path(sys.executable)
         env["PYTHONPATH"] = str(REPOSITORY)
@@ -682,11 +685,14 @@ def main() -> None:
                         help="run only the --seeds and --speed-rounds jobs, keeping the tables' seed-0 rows as they are")
     parser.add_argument("--speed-rounds", type=int, default=0,
                         help=f"also time every code of each table in this many interleaved rounds of {SPEED_EPOCHS}-epoch trainings")
+    parser.add_argument("--threads", type=int, default=THREADS, help="torch threads of every code")
     parser.add_argument("--batch-size", type=int, default=TRAINING["batch_size"],
                         help="batch of the --speed-rounds runs (training and prediction); the tables keep theirs")
     parser.add_argument("--install-only", action="store_true", help="set up the reference environments and stop")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to write")
     args = parser.parse_args()
+    global THREADS
+    THREADS = args.threads
     mode = "quick" if args.quick else "full"
     out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
     command = "python benchmarks/reference_comparison.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
