@@ -673,6 +673,7 @@ def kept_notes(out: Path) -> str:
 
 
 def main() -> None:
+    global THREADS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small splits and 1 epoch, to check the plumbing")
     parser.add_argument("--tables", nargs="*", default=[t.key for t in TABLES] + ["md"],
@@ -685,14 +686,13 @@ def main() -> None:
                         help="run only the --seeds and --speed-rounds jobs, keeping the tables' seed-0 rows as they are")
     parser.add_argument("--speed-rounds", type=int, default=0,
                         help=f"also time every code of each table in this many interleaved rounds of {SPEED_EPOCHS}-epoch trainings")
-    parser.add_argument("--threads", type=int, default=THREADS, help="torch threads of every code")
+    parser.add_argument("--threads", type=int, default=None, help=f"torch threads of every code (default {THREADS})")
     parser.add_argument("--batch-size", type=int, default=TRAINING["batch_size"],
                         help="batch of the --speed-rounds runs (training and prediction); the tables keep theirs")
     parser.add_argument("--install-only", action="store_true", help="set up the reference environments and stop")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to write")
     args = parser.parse_args()
-    global THREADS
-    THREADS = args.threads
+    THREADS = args.threads or THREADS
     mode = "quick" if args.quick else "full"
     out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
     command = "python benchmarks/reference_comparison.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
