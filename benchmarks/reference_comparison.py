@@ -7,6 +7,8 @@ way on the same data, side by side.
     python benchmarks/reference_comparison.py --tables mace_cu md   # part of it (md needs mace_cu)
     python benchmarks/reference_comparison.py --tables mace_ethanol --seeds 1 2 3 --seeds-only  # seed spread
     python benchmarks/reference_comparison.py --tables mace_cu --speed-rounds 3 --seeds-only  # throughput, codes interleaved
+    python benchmarks/reference_comparison.py --tables mace_ethanol --codes ours mace-torch --speed-rounds 3 \
+        --seeds-only --batch-size 32 --out benchmarks/_work/speed.md  # only the interleaved rounds, at batch 32
 
 The full run writes ``benchmarks/results/reference_comparison.md``, the quick one
 ``benchmarks/_work/reference_comparison_quick.md``; the numbers behind them are kept in
@@ -52,7 +54,11 @@ Throughput on a shared VM drifts by tens of percent over hours, so runs made at 
 compare poorly. ``--speed-rounds R`` therefore also trains every code of a table for
 ``SPEED_EPOCHS`` epochs in R rounds, the codes taking turns within each round (the first code
 rotating), and compares each round's epoch times: the throughput ratios it reports are medians
-of those paired, same-period ratios.
+of those paired, same-period ratios. Each of those runs also predicts the test split, so the
+prediction throughput is compared the same way. With ``--seeds-only`` the rounds need no earlier
+10-epoch rows (a fresh clone can run just them; give ``--out`` so the committed results file is
+not replaced by a file holding only them). ``--batch-size`` changes the batch of the rounds
+(training and prediction); rounds at another batch than the tables' are kept apart.
 """
 
 from __future__ import annotations
@@ -85,6 +91,8 @@ sys.path.insert(0, str(RUNNERS))
 from _common import ENERGY_KEY, FORCES_KEY  # noqa: E402
 
 THREADS = 2
+"""Torch threads of every code (``--threads``: on a machine shared with other work, one thread a
+code keeps an OpenMP barrier from waiting on a descheduled thread at every kernel)."""
 TORCH = "torch==2.13.0"
 """The torch every environment gets: installed first and held by a constraint, so installing a
 reference code never replaces it (any other request would fetch a different, much larger build)."""
@@ -284,7 +292,8 @@ def run_job(code: str, job: dict[str, Any], runner: str | None = None) -> dict[s
     job = {**job, "result": str(workdir / "result.json")}
     job_file.write_text(json.dumps(job, indent=1))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update({"OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS), "PYTHONUNBUFFERED": "1"})
+    threads = str(job.get("threads", THREADS))
+    env.update({"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"})
     if code == "ours":
         python = Path(sys.executable)
         env["PYTHONPATH"] = str(REPOSITORY)
@@ -313,7 +322,7 @@ def _replace_row(rows: list[dict[str, Any]], row: dict[str, Any], order: tuple[s
 
 
 def training_job(table: Table, code: str, data: dict[str, Any], mode: str, epochs: int, seed: int | None = None,
-                 speed_round: int | None = None) -> dict[str, Any]:
+                 speed_round: int | None = None, batch_size: int | None = None) -> dict[str, Any]:
     """One code's training job; ``seed`` (initial weights and batch order) defaults to TRAINING's;
     ``speed_round``: a throughput run of ``--speed-rounds``, in a folder of its own."""
     job = {
@@ -327,20 +336,27 @@ def training_job(table: Table, code: str, data: dict[str, Any], mode: str, epoch
         job["workdir"] += f"-seed{seed}"
     if speed_round is not None:
         job["workdir"] = str(WORK / "runs" / mode / table.key / "speed" / f"{code}-round{speed_round}")
+    if batch_size is not None:
+        job["batch_size"] = batch_size
     return job
 
 
-def speed_rounds(table: Table, codes: list[str], data: dict[str, Any], mode: str, rounds: int) -> dict[str, Any]:
-    """Each code's epoch times in ``rounds`` rounds of short trainings, the codes taking turns
-    (the first one rotating, so that no code always runs first)."""
+def speed_rounds(table: Table, codes: list[str], data: dict[str, Any], mode: str, rounds: int,
+                 batch_size: int | None = None) -> dict[str, Any]:
+    """Each code's epoch times (and test-split prediction rate) in ``rounds`` rounds of short
+    trainings, the codes taking turns (the first one rotating, so that no code always runs first)."""
     times: dict[str, list[list[float] | None]] = {code: [] for code in codes}
+    predict: dict[str, list[float | None]] = {code: [] for code in codes}
     for k in range(rounds):
         for code in codes[k % len(codes):] + codes[: k % len(codes)]:
             print(f"{table.key}: throughput round {k + 1}/{rounds}, {code} ...", flush=True)
-            row = run_job(code, training_job(table, code, data, mode, SPEED_EPOCHS, speed_round=k))
-            print(f"  {json.dumps({key: row.get(key) for key in ('epoch_seconds', 'error')})}", flush=True)
+            row = run_job(code, training_job(table, code, data, mode, SPEED_EPOCHS, speed_round=k, batch_size=batch_size))
+            keys = ("epoch_seconds", "predict_structures_per_s", "error")
+            print(f"  {json.dumps({key: row.get(key) for key in keys})}", flush=True)
             times[code].append(row.get("epoch_seconds") if "error" not in row else None)
-    return {"epochs": SPEED_EPOCHS, "n_train": data["n_train"], "order": codes, "epoch_seconds": times}
+            predict[code].append(row.get("predict_structures_per_s") if "error" not in row else None)
+    return {"epochs": SPEED_EPOCHS, "n_train": data["n_train"], "n_test": data["n_test"], "order": codes,
+            "batch_size": batch_size or TRAINING["batch_size"], "epoch_seconds": times, "predict_structures_per_s": predict}
 
 
 def paired_speedups(speed: dict[str, Any], reference: str) -> list[float]:
@@ -349,22 +365,56 @@ def paired_speedups(speed: dict[str, Any], reference: str) -> list[float]:
     return [float(np.mean(r) / np.mean(o)) for o, r in zip(ours, ref, strict=True) if o and r]
 
 
+def paired_predict_speedups(speed: dict[str, Any], reference: str) -> list[float]:
+    """Per round: our prediction rate over the reference's (rounds recorded before the
+    prediction rate was kept give none)."""
+    rates = speed.get("predict_structures_per_s", {})
+    if "ours" not in rates or reference not in rates:
+        return []
+    return [float(o / r) for o, r in zip(rates["ours"], rates[reference], strict=True) if o and r]
+
+
+def speed_comparisons(speed: dict[str, Any]) -> list[str]:
+    """Ours against each reference from the interleaved rounds alone (medians of the paired ratios)."""
+    if "ours" not in speed["epoch_seconds"]:
+        return []
+    lines = []
+    for name in speed["order"]:
+        if name == "ours":
+            continue
+        parts = []
+        for what, paired in (("training", paired_speedups(speed, name)), ("prediction", paired_predict_speedups(speed, name))):
+            if paired:
+                parts.append(f"{what} throughput {float(np.median(paired)):.2f}x (median of {len(paired)} interleaved rounds, "
+                             f"{min(paired):.2f}-{max(paired):.2f}x)")
+        if parts:
+            lines.append(f"- against {name} (interleaved rounds, batch {speed.get('batch_size', TRAINING['batch_size'])}): " + ", ".join(parts))
+    return lines
+
+
 def speed_section(speed: dict[str, Any]) -> list[str]:
     """The interleaved throughput runs of a table: epoch times by code and round."""
     codes = speed["order"]
     rounds = len(speed["epoch_seconds"][codes[0]])
+    batch = speed.get("batch_size", TRAINING["batch_size"])
+    rates = speed.get("predict_structures_per_s")
     lines = [
         f"Training throughput, codes interleaved: {rounds} round{'s' if rounds != 1 else ''}, each code training {speed['epochs']} epochs "
-        f"a round ({speed['n_train']} structures an epoch), the codes taking turns within a round:", "",
-        "| code | epoch times by round (s) | median epoch (s) | train (structures/s) |",
-        "|---|---|---|---|",
+        f"a round ({speed['n_train']} structures an epoch, batch {batch}), the codes taking turns within a round"
+        + (f", then predicting the {speed.get('n_test', '')} test structures:" if rates else ":"), "",
+        "| code | epoch times by round (s) | median epoch (s) | train (structures/s) |" + (" predict by round (structures/s) | median predict (structures/s) |" if rates else ""),
+        "|---|---|---|---|" + ("---|---|" if rates else ""),
     ]
     for code in codes:
         by_round = speed["epoch_seconds"][code]
         timed = [t for epochs in by_round if epochs for t in epochs]
         cells = "; ".join(", ".join(f"{t:.1f}" for t in epochs) if epochs else "failed" for epochs in by_round)
         median = float(np.median(timed)) if timed else float("nan")
-        lines.append(f"| {DISPLAY[code]} | {cells} | {_number(median, 1)} | {_number(speed['n_train'] / median, 2)} |")
+        line = f"| {DISPLAY[code]} | {cells} | {_number(median, 1)} | {_number(speed['n_train'] / median, 2)} |"
+        if rates:
+            done = [r for r in rates[code] if r]
+            line += (" " + "; ".join(_number(r, 1) for r in rates[code]) + f" | {_number(float(np.median(done)) if done else None, 1)} |")
+        lines.append(line)
     return lines + [""]
 
 
@@ -431,6 +481,14 @@ def spread_table(errors: SeedErrors) -> list[str]:
             f"{en.mean():.2f} ± {_number(std(en), 2)} |"
         )
     return lines + [""]
+
+
+def speed_only_table(table: Table, speed: dict[str, Any], data: dict[str, Any]) -> list[str]:
+    """A table's interleaved throughput rounds alone (no full-length rows to show beside them)."""
+    title = {"mace": "MACE", "nequip": "NequIP"}[table.family]
+    where = {"cu": f"fcc Cu, {data['atoms_per_structure'][0]} atoms, fixed cell, EMT", "ethanol": "ethanol, 9 atoms, GFN2-xTB"}[table.dataset]
+    batch = speed.get("batch_size", TRAINING["batch_size"])
+    return [f"## {title} on {where}: throughput only, batch {batch}", ""] + speed_section(speed) + speed_comparisons(speed) + [""]
 
 
 def training_table(
@@ -588,9 +646,13 @@ def render(mode: str, results: dict[str, Any], datasets: dict[str, Any], version
         "Versions: " + ", ".join(f"{DISPLAY[code]} {v}" for code, v in versions.items()), "",
     ]
     for table in TABLES:
-        if table.key in results:
+        if results.get(table.key):
             lines += training_table(table, results[table.key], datasets[table.dataset], results[f"{table.key}:epochs"],
                                     versions, results.get(f"{table.key}:seeds"), results.get(f"{table.key}:speed"))
+        elif f"{table.key}:speed" in results:  # only the interleaved rounds were run
+            lines += speed_only_table(table, results[f"{table.key}:speed"], datasets[table.dataset])
+        for key in sorted(k for k in results if k.startswith(f"{table.key}:speed:b")):  # rounds at another batch
+            lines += speed_only_table(table, results[key], datasets[table.dataset])
     if "md" in results:
         lines += md_table(results["md"], MD_SETTINGS[mode], versions)
     lines += settings_section(mode)
@@ -611,6 +673,7 @@ def kept_notes(out: Path) -> str:
 
 
 def main() -> None:
+    global THREADS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small splits and 1 epoch, to check the plumbing")
     parser.add_argument("--tables", nargs="*", default=[t.key for t in TABLES] + ["md"],
@@ -623,9 +686,13 @@ def main() -> None:
                         help="run only the --seeds and --speed-rounds jobs, keeping the tables' seed-0 rows as they are")
     parser.add_argument("--speed-rounds", type=int, default=0,
                         help=f"also time every code of each table in this many interleaved rounds of {SPEED_EPOCHS}-epoch trainings")
+    parser.add_argument("--threads", type=int, default=None, help=f"torch threads of every code (default {THREADS})")
+    parser.add_argument("--batch-size", type=int, default=TRAINING["batch_size"],
+                        help="batch of the --speed-rounds runs (training and prediction); the tables keep theirs")
     parser.add_argument("--install-only", action="store_true", help="set up the reference environments and stop")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to write")
     args = parser.parse_args()
+    THREADS = args.threads or THREADS
     mode = "quick" if args.quick else "full"
     out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
     command = "python benchmarks/reference_comparison.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -635,7 +702,8 @@ def main() -> None:
             install(name)
     if args.install_only:
         return
-    versions = {code: version(code) for code in ["ours", *REFERENCE_CODES]}  # every row shown names its version
+    # every row shown names its version; a code not asked for may have no environment
+    versions = {code: version(code) for code in ["ours", *REFERENCE_CODES] if code in args.codes}
 
     tables = [t for t in TABLES if t.key in args.tables]
     needed = {t.dataset for t in tables} | ({"cu"} if "md" in args.tables else set())
@@ -651,9 +719,9 @@ def main() -> None:
     results["datasets"] = {**results.get("datasets", {}), **datasets}
     for table in tables:
         epochs = 1 if args.quick else table.epochs
-        if results.get(f"{table.key}:epochs") != epochs:
-            if args.seeds_only:
-                raise SystemExit(f"--seeds-only: {table.key} has no {epochs}-epoch rows to add seeds to")
+        if results.get(f"{table.key}:epochs") != epochs and args.seeds_only and args.seeds:
+            raise SystemExit(f"--seeds-only: {table.key} has no {epochs}-epoch rows to add seeds to")
+        if results.get(f"{table.key}:epochs") != epochs and not args.seeds_only:  # speed rounds alone need no rows
             results[table.key] = []
             results.pop(f"{table.key}:seeds", None)
             results.pop(f"{table.key}:speed", None)
@@ -675,7 +743,9 @@ def main() -> None:
                 saved.write_text(json.dumps(results, indent=1))
         if args.speed_rounds:
             codes = [c for c in table.codes if c in args.codes]
-            results[f"{table.key}:speed"] = speed_rounds(table, codes, datasets[table.dataset], mode, args.speed_rounds)
+            batch = args.batch_size if args.batch_size != TRAINING["batch_size"] else None
+            key = f"{table.key}:speed" + (f":b{batch}" if batch else "")
+            results[key] = speed_rounds(table, codes, datasets[table.dataset], mode, args.speed_rounds, batch)
             saved.write_text(json.dumps(results, indent=1))
     if "md" in args.tables:
         for code in [c for c in MD_CODES if c in args.codes]:

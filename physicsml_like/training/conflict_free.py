@@ -112,6 +112,7 @@ class ConFIGLightningModule(AtomisticLightningModule):
         return total.detach()
 
     def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
         self._step_scheduler("epoch")
 
     def _step_scheduler(self, interval: str) -> None:

@@ -6,6 +6,12 @@ and the per-atom scale and shift of the training statistics. Forces are ``-dE/dr
 ``(1/V) dE/dε`` by autograd. Every target has a loss (weighted sum) and MAE/RMSE metrics logged
 as ``train/<target>_mae`` and ``val/<target>_mae`` (energy also per atom).
 
+Metrics and epoch losses are sums kept on the device (:class:`EpochSums`): a step adds to them
+in place, without a host synchronisation or a logging call per quantity, and they are logged
+once, at the end of the split's epoch (reduced over ranks there). On molecules of a few atoms a
+step is short enough that a dozen ``self.log`` calls and metric objects a step were a visible
+share of it.
+
 Precision: reference energies are kept and added in float64. The network predicts the residual
 ``E - sum(E0)``, which is what is compared with the label's residual in the loss, so float32
 models lose nothing to energies of hundreds of eV.
@@ -13,8 +19,8 @@ models lose nothing to energies of hundreds of eV.
 
 from __future__ import annotations
 
+import inspect
 import math
-import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, cast
@@ -23,10 +29,8 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import grad_norm
 from torch import nn
 from torch_geometric.data import Batch
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric
 
 from .. import keys as K
 from .._logging import get_logger
@@ -39,7 +43,7 @@ from ..nn.graph import AtomicGraph, OutputSpec
 from ..targets import MIN_VARIANCE, Energy, Forces, Pair, Readout, Stress, Target, build_targets
 from .losses import loss_function
 
-__all__ = ["AtomisticLightningModule", "Predictions"]
+__all__ = ["AtomisticLightningModule", "EpochSums", "Predictions"]
 
 _log = get_logger(__name__)
 CHECKPOINT_KEY = "physicsml_like"
@@ -47,8 +51,62 @@ VARIANCE_SUFFIX = "__variance"  # predict_step's key for a target's variance
 _FLOAT_INPUTS = (K.POSITIONS, K.CELL, K.CELL_SHIFT, K.NODE_ATTRS, K.EDGE_ATTRS, K.GRAPH_ATTRS)
 
 
-def _metric_key(split: str, target: str, metric: str) -> str:
-    return re.sub(r"[^0-9a-zA-Z_]", "_", f"{split}__{target}__{metric}")
+class EpochSums:
+    """Running sums of one split's logged means over an epoch, as one float64 tensor on the
+    batch's device.
+
+    Each quantity is a ratio ``sum(numerator) / sum(weight)`` (a mean weighted by batch size,
+    an MAE over components) or its square root (an RMSE). :meth:`add` puts a step's numerators
+    into the tensor with one in-place ``index_add_`` (no host synchronisation); the weights are
+    Python numbers. :meth:`means` reads the ratios once, after summing over ranks.
+    """
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.sums: torch.Tensor | None = None
+        self.weights: list[float] = []
+        self.slots: dict[str, int] = {}
+        self.rooted: set[str] = set()
+        self._index: dict[tuple[str, ...], torch.Tensor] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.slots)
+
+    def add(self, names: tuple[str, ...], numerators: list[torch.Tensor], weights: list[float], rooted: tuple[str, ...] = ()) -> None:
+        """Add a step's numerators (scalar tensors) and weights to the quantities ``names``."""
+        if not names:
+            return
+        index = self._index.get(names)
+        if index is None or self.sums is None:
+            for name in names:
+                if name not in self.slots:
+                    self.slots[name] = len(self.slots)
+                    self.weights.append(0.0)
+            self.rooted.update(rooted)
+            device = numerators[0].device
+            grown = torch.zeros(len(self.slots), dtype=torch.float64, device=device)
+            if self.sums is not None:
+                grown[: len(self.sums)] = self.sums
+            self.sums = grown
+            index = self._index[names] = torch.tensor([self.slots[n] for n in names], device=device)
+        self.sums.index_add_(0, index, torch.stack(numerators).detach().to(torch.float64))
+        for name, weight in zip(names, weights, strict=True):
+            self.weights[self.slots[name]] += weight
+
+    def means(self, reduce: Any = None) -> dict[str, torch.Tensor]:
+        """Every quantity's mean (``reduce``: sums a tensor over ranks), then empties the sums."""
+        if self.sums is None:
+            return {}
+        both = torch.cat([self.sums, torch.tensor(self.weights, dtype=torch.float64, device=self.sums.device)])
+        if reduce is not None:
+            both = reduce(both)
+        sums, weights = both[: len(self.slots)], both[len(self.slots) :]
+        ratios = sums / weights.clamp_min(1e-300)
+        out = {name: ratios[slot].sqrt() if name in self.rooted else ratios[slot] for name, slot in self.slots.items()}
+        self.clear()
+        return out
 
 
 @dataclass
@@ -95,12 +153,7 @@ class AtomisticLightningModule(L.LightningModule):
         self.model_dtype = torch_dtype(config.model_dtype)
         self.has_validation = False  # set by the wrapper before fitting (default monitors)
         self.targets = nn.ModuleList(build_targets(config, statistics, element_mapping))
-        self.metrics = nn.ModuleDict()
-        for split in ("train", "val", "test"):
-            for target in self.labelled_targets:
-                for name in target.metric_names():
-                    self.metrics[_metric_key(split, name, "mae")] = MeanAbsoluteError()
-                    self.metrics[_metric_key(split, name, "rmse")] = MeanSquaredError(squared=False)
+        self.epoch_sums = {split: EpochSums() for split in ("train", "val", "test")}
 
     # ------------------------------------------------------------------ targets
     @property
@@ -228,8 +281,7 @@ class AtomisticLightningModule(L.LightningModule):
             else:
                 term = loss_function(spec.name, spec.config)(pred, label)
             terms[name] = spec.weight * term
-            self.log(f"{split}/{name}_loss", term.detach(), on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=split != "train")
-            self._update_metrics(split, target, pair, batch_size)
+            self._update_metrics(split, target, pair, term, batch_size)
         return terms
 
     def _loss_and_metrics(self, batch: Batch, predictions: Predictions, split: str) -> torch.Tensor:
@@ -239,25 +291,67 @@ class AtomisticLightningModule(L.LightningModule):
             total = total + term
         return total
 
-    def _update_metrics(self, split: str, target: Target, pair: Pair, batch_size: int) -> None:
-        prediction, label = pair.prediction.detach(), pair.label
+    def _update_metrics(self, split: str, target: Target, pair: Pair, loss: torch.Tensor, batch_size: int) -> None:
+        """Add the target's loss (a mean over batches, weighted by their size) and its errors
+        (MAE and RMSE over all components of the epoch) to the split's epoch sums."""
+        names = [f"{split}/{target.name}_loss"]
+        numerators = [loss.detach() * batch_size]
+        weights = [float(batch_size)]
+        rooted = []
+        error = pair.prediction.detach() - pair.label
         for index, name in enumerate(target.metric_names()):
             if index:  # the energy's second metric: per atom
                 assert pair.n_atoms is not None, "a per-atom metric needs the atom counts"
-                prediction, label = pair.prediction.detach() / pair.n_atoms, pair.label / pair.n_atoms
-            for metric in ("mae", "rmse"):
-                tracker = cast(Metric, self.metrics[_metric_key(split, name, metric)])
-                tracker.update(prediction.reshape(-1), label.reshape(-1))
-                self.log(f"{split}/{name}_{metric}", tracker, on_step=False, on_epoch=True, batch_size=batch_size)
+                error = pair.prediction.detach() / pair.n_atoms - pair.label / pair.n_atoms
+            names += [f"{split}/{name}_mae", f"{split}/{name}_rmse"]
+            numerators += [error.abs().sum(), error.square().sum()]
+            weights += [float(error.numel())] * 2
+            rooted.append(names[-1])
+        self.epoch_sums[split].add(tuple(names), numerators, weights, tuple(rooted))
+
+    def _log_epoch_sums(self, split: str) -> None:
+        """Log the split's epoch means (summed over ranks first) and start new sums."""
+        sums = self.epoch_sums[split]
+        if not sums:
+            return
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        reduce = (lambda t: strategy.reduce(t, reduce_op="sum")) if strategy is not None and self.trainer.world_size > 1 else None
+        for name, value in sums.means(reduce).items():
+            self.log(name, value.to(torch.float32), on_step=False, on_epoch=True, batch_size=1,
+                     prog_bar=name.endswith("/loss"), sync_dist=False)
 
     # ------------------------------------------------------------------ Lightning steps
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         predictions = self.compute(batch, self.network, create_graph=True)
         loss = self._loss_and_metrics(batch, predictions, "train")
         batch_size = int(batch.num_graphs)
-        self.log("train/loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        self.epoch_sums["train"].add(("train/loss",), [loss.detach() * batch_size], [float(batch_size)])
         self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, batch_size=batch_size)
         return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # the epoch's training means are logged with its last batch, so that callbacks reading
+        # them at the epoch's end (which run before this module's on_train_epoch_end) see them
+        if self.trainer.is_last_batch:
+            self._log_epoch_sums("train")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_sums("train")  # an epoch cut short (max_steps, limit_train_batches)
+
+    def on_train_epoch_start(self) -> None:
+        self.epoch_sums["train"].clear()
+
+    def on_validation_epoch_start(self) -> None:
+        self.epoch_sums["val"].clear()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_sums("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.epoch_sums["test"].clear()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_sums("test")
 
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         """Differentiates the loss for the trainable parameters only.
@@ -273,7 +367,8 @@ class AtomisticLightningModule(L.LightningModule):
         with torch.enable_grad():  # forces and stress are derivatives even when evaluating
             predictions = self.compute(batch, self.inference_network())
         loss = self._loss_and_metrics(batch, predictions, split)
-        self.log(f"{split}/loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=int(batch.num_graphs), sync_dist=True)
+        batch_size = int(batch.num_graphs)
+        self.epoch_sums[split].add((f"{split}/loss",), [loss.detach() * batch_size], [float(batch_size)])
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -315,10 +410,11 @@ class AtomisticLightningModule(L.LightningModule):
         Techniques extend it cooperatively (call ``super()``)."""
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        norms = grad_norm(self.network, norm_type=2)
-        if norms:
-            total = norms["grad_2.0_norm_total"]
-            self.log("train/grad_norm", total, on_step=False, on_epoch=True, batch_size=1)
+        grads = [p.grad for p in self.network.parameters() if p.grad is not None]
+        if grads:
+            # one multi-tensor norm (the 2-norm of the parameters' norms), no host sync
+            total = torch.nn.utils.get_total_norm(grads, norm_type=2.0).detach()
+            self.epoch_sums["train"].add(("train/grad_norm",), [total], [1.0])
             self.log("train/grad_norm_step", total, on_step=True, on_epoch=False, batch_size=1)
 
     # ------------------------------------------------------------------ optimisation
@@ -342,7 +438,13 @@ class AtomisticLightningModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         cfg = self.config
-        optimizer = getattr(torch.optim, cfg.optimizer.name)(self.parameter_groups(), **cfg.optimizer.config)
+        optimizer_class = getattr(torch.optim, cfg.optimizer.name)
+        kwargs = dict(cfg.optimizer.config)
+        if "foreach" in inspect.signature(optimizer_class).parameters and not ({"foreach", "fused"} & kwargs.keys()):
+            # torch uses the multi-tensor implementation by default only on accelerators; on the CPU
+            # it is the same arithmetic (bit for bit) in fewer, larger kernels
+            kwargs["foreach"] = True
+        optimizer = optimizer_class(self.parameter_groups(), **kwargs)
         if cfg.scheduler is None:
             return optimizer
         scheduler_config = self._scheduler_dict(optimizer)
