@@ -6,11 +6,14 @@
 from typing import Dict, List, Optional  # noqa: UP035 (metatomic checks these annotations)
 
 import torch
-from metatensor.torch import Labels, TensorBlock, TensorMap
-from metatomic.torch import ModelOutput, NeighborListOptions, System
 from torch import nn
 
+from ._index_select import unpatched_index_select
 from .export import ExportedPotential
+
+with unpatched_index_select():  # metatensor scripts its functions on import
+    from metatensor.torch import Labels, TensorBlock, TensorMap
+    from metatomic.torch import ModelOutput, NeighborListOptions, System
 
 __all__ = ["MetatomicPotential"]
 

@@ -8,38 +8,21 @@ autograd gives forces and stress. The energy is that of the exported TorchScript
 neighbour list. ``metatomic-torch`` is imported only here (extra ``physicsml_like[metatomic]``).
 """
 
-import contextlib
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError
+from ._index_select import unpatched_index_select
 from .export import build_potential, write_atomically
 
 __all__ = ["export_metatomic"]
 
 
-@contextlib.contextmanager
-def _unpatched_index_select() -> Iterator[None]:
-    """torch_geometric replaces ``torch.index_select`` by a Python function (for its hash
-    tensors) that TorchScript cannot compile, and metatensor scripts functions calling it when
-    imported and when a model is saved: torch's own is put back meanwhile."""
-    original = getattr(sys.modules.get("torch_geometric.hash_tensor"), "_old_index_select", None)
-    patched = torch.index_select
-    if original is not None:
-        torch.index_select = original
-    try:
-        yield
-    finally:
-        torch.index_select = patched
-
-
 def _metatomic() -> Any:
     try:
-        with _unpatched_index_select():
+        with unpatched_index_select():
             import metatensor.torch  # noqa: F401
             import metatomic.torch as mta
     except ImportError as error:  # pragma: no cover - the extra is installed in the tests
@@ -51,7 +34,7 @@ def _wrapper_class() -> Any:
     """The metatomic module class (its module imports metatomic at the top, where TorchScript
     resolves the annotations)."""
     _metatomic()
-    with _unpatched_index_select():
+    with unpatched_index_select():
         from ._metatomic_module import MetatomicPotential
     return MetatomicPotential
 
@@ -80,6 +63,6 @@ def export_metatomic(model: Any, path: Path, *, dtype: str | None = None, device
     """Write the metatomic model of ``model`` to ``path`` (a ``.pt`` file, written atomically)."""
     if path.suffix != ".pt":
         raise ConfigError(f"export: metatomic models are .pt files, got {path.name!r}")
-    with _unpatched_index_select():
+    with unpatched_index_select():
         exported = atomistic_model(model, dtype=dtype, device=device)
         return write_atomically(path, lambda name: exported.save(name))
