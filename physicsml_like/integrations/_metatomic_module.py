@@ -28,6 +28,11 @@ class MetatomicPotential(nn.Module):
         self.ensemble = potential.ensemble
         self.self_interaction = potential.self_interaction
 
+    @torch.jit.unused
+    def extra_repr(self) -> str:
+        return (f"metatomic model: full neighbour list at {self.options.cutoff} Å"
+                + (", ensemble mean and uncertainty" if self.ensemble else ""))
+
     def requested_neighbor_lists(self) -> List[NeighborListOptions]:
         return [self.options]
 

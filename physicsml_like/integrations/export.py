@@ -138,6 +138,9 @@ class _EnergyCore(nn.Module):
         assert energy is not None, "checked by _check_exportable"
         self.energy = energy
 
+    def extra_repr(self) -> str:
+        return f"energy of {type(self.network).__name__} ({self.network.num_trainable_weights} weights), float64 out"
+
     def forward(
         self, positions: torch.Tensor, cell: torch.Tensor, node_attrs: torch.Tensor, species: torch.Tensor,
         edge_index: torch.Tensor, cell_shift: torch.Tensor,
