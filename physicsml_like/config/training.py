@@ -651,10 +651,13 @@ class ReplayConfig(StrictConfig):
 
 
 class TransferLearningConfig(StrictConfig):
-    """Start from a trained model (a folder written by ``save``) and fine-tune it in stages."""
+    """Start from a trained model (a folder written by ``save``, or the weights a converted
+    pretrained model holds) and fine-tune it in stages."""
 
-    pretrained: str = Field(validation_alias=AliasChoices("pretrained", "pre_trained_model_path"))
-    """Folder of the trained model (physicsml's ``pre_trained_model_path`` is read as well)."""
+    pretrained: str | None = Field(None, validation_alias=AliasChoices("pretrained", "pre_trained_model_path"))
+    """Folder of the trained model (physicsml's ``pre_trained_model_path`` is read as well).
+    Left out for a model that already holds its pretrained weights (one converted by
+    :func:`~physicsml_like.pretrained.load_pretrained`): fine-tuning then starts from them."""
     modules_to_match: dict[str, str] | None = None
     """New sub-module name -> pretrained sub-module name whose weights it takes (prefixes). By
     default every parameter takes the pretrained parameter of the same name and shape."""

@@ -40,7 +40,6 @@ from ..models.mace.network import MACE, _atomic_basis_irreps
 from ..models.mace.product import ProductBasisBlock
 from ..models.mace.readout import Readout
 from ..targets import output_spec
-from ..training.ema import EMALightningModule
 
 __all__ = ["EXPORT_SCRIPT", "PYTHON_VARIABLE", "export_mace_torch", "from_mace_torch", "load_mace_torch_state",
            "mace_torch_config", "read_mace_torch_export"]
@@ -428,17 +427,16 @@ def _model_from_export(folder: Path, dtype: str | None, fields: dict[str, Any]) 
     model = MACEModel(config)
     statistics = _statistics(h)
     mapping = ElementMapping(elements=tuple(int(z) for z in h["atomic_numbers"]))
-    module = model._new_module(model.config, statistics, mapping, output_spec(model.config, mapping, 0))
-    network = module.network
-    assert isinstance(network, MACE)
-    _check_layout(h, network)
-    cutoff = float(cast(Any, network.radial.basis).cutoff)
-    if not math.isclose(cutoff, float(h["r_max"])):
-        raise ConfigError(f"datamodule.cut_off must be mace-torch's r_max {h['r_max']}, got {cutoff}")
-    load_mace_torch_state(network, state)
-    if isinstance(module, EMALightningModule):
-        module.ema_network.module.load_state_dict(network.state_dict())
-    model.module = module
+
+    def load(network: Any) -> None:
+        assert isinstance(network, MACE)
+        _check_layout(h, network)
+        cutoff = float(cast(Any, network.radial.basis).cutoff)
+        if not math.isclose(cutoff, float(h["r_max"])):
+            raise ConfigError(f"datamodule.cut_off must be mace-torch's r_max {h['r_max']}, got {cutoff}")
+        load_mace_torch_state(network, state)
+
+    model._hold_pretrained(statistics, mapping, output_spec(model.config, mapping, 0), load)
     return model
 
 

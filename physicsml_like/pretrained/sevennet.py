@@ -435,7 +435,9 @@ def from_sevennet(
 
     The model predicts energy, forces and stress (``predict``, ``to_ase_calculator``), saves
     and loads like any other, and ``train(data, validation_data)`` fine-tunes it from the
-    pretrained weights (the element slots and energy references stay the checkpoint's).
+    pretrained weights (the element slots and energy references stay the checkpoint's), with
+    the options of a ``transfer_learning={...}`` override (adapters such as LoRA, the
+    references refit, replay) and no ``pretrained`` folder: the converted weights are the start.
     """
     source = str(checkpoint)
     path = shipped_sevennet_path(source) if source in SHIPPED_SEVENNET else Path(checkpoint)
@@ -461,22 +463,21 @@ def from_sevennet(
         num_structures=0, num_atoms=0, elements=sorted(elements), element_counts=[0] * len(elements),
         avg_num_neighbours=fields["avg_num_neighbours"], energy_key="energy", element_reference=references,
     )
-    module = model._new_module(model.config, statistics, mapping, output_spec(model.config, mapping, 0))
-    network = module.network
-    weights = _network_weights(str(path), state, layers, network, old=version[:3] < (0, 11, 0) or (version[:3] == (0, 11, 0) and version[3] == "dev0"))
-    ours = network.state_dict()
-    missing = [k for k, v in ours.items() if k not in weights and v.numel() and not k.endswith(("output_mask", ".bias"))]
-    if missing:
-        raise ConversionError(path, f"no SevenNet tensor for {missing}")
-    with torch.no_grad():
-        for key, value in weights.items():
-            if ours[key].shape != value.shape:
-                raise ConversionError(path, f"{key}: SevenNet gives {tuple(value.shape)}, ours is {tuple(ours[key].shape)}")
-            ours[key].copy_(value.to(ours[key].dtype))
-    ema: Any = getattr(module, "ema_network", None)
-    if ema is not None:
-        ema.module.load_state_dict(network.state_dict())
-    model.module = module
+    old = version[:3] < (0, 11, 0) or (version[:3] == (0, 11, 0) and version[3] == "dev0")
+
+    def load(network: Any) -> None:
+        weights = _network_weights(str(path), state, layers, network, old=old)
+        ours = network.state_dict()
+        missing = [k for k, v in ours.items() if k not in weights and v.numel() and not k.endswith(("output_mask", ".bias"))]
+        if missing:
+            raise ConversionError(path, f"no SevenNet tensor for {missing}")
+        with torch.no_grad():
+            for key, value in weights.items():
+                if ours[key].shape != value.shape:
+                    raise ConversionError(path, f"{key}: SevenNet gives {tuple(value.shape)}, ours is {tuple(ours[key].shape)}")
+                ours[key].copy_(value.to(ours[key].dtype))
+
+    model._hold_pretrained(statistics, mapping, output_spec(model.config, mapping, 0), load)
     return model
 
 

@@ -11,6 +11,7 @@ its network builder::
 
 from __future__ import annotations
 
+import copy
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -101,6 +102,8 @@ class PhysicsMLModel:
         self.module: AtomisticLightningModule | None = None
         self.run_dir: Path | None = None
         self.trainer: L.Trainer | None = None
+        # set by the converters of pretrained models: the held module is where fine-tuning starts
+        self._holds_pretrained_start = False
 
     def __repr__(self) -> str:
         state = "trained" if self.module is not None else "untrained"
@@ -183,7 +186,7 @@ class PhysicsMLModel:
         )
         resume = self._resolve_checkpoint(ckpt_path, config)
         L.seed_everything(config.seed, verbose=False)
-        if config.transfer_learning is not None and self.module is None and resume is None:
+        if config.transfer_learning is not None and resume is None and (self.module is None or self._holds_pretrained_start):
             return self._fine_tune(config, train_data, validation_data, callbacks=callbacks, loggers=loggers)
         meta = _checkpoint_metadata(resume) if resume is not None and self.module is None else None
         if meta is not None:
@@ -193,7 +196,34 @@ class PhysicsMLModel:
         dm.setup("fit")
         self._ensure_module(config, dm)
         self._fit(config, dm, validation_data is not None, resume, callbacks=callbacks, loggers=loggers)
+        self._holds_pretrained_start = False
         return self
+
+    def _hold_pretrained(self, statistics: DatasetStatistics, mapping: ElementMapping, spec: OutputSpec,
+                         load: Callable[[nn.Module], None]) -> AtomisticLightningModule:
+        """Hold converted pretrained weights (``load`` puts them into the network): the module is
+        built without the ``transfer_learning`` section, whose adapters, references refit and
+        replay apply when ``train`` fine-tunes from these weights."""
+        module = self._new_module(self.config.updated({"transfer_learning": None}), statistics, mapping, spec)
+        load(module.network)
+        if isinstance(module, EMALightningModule):
+            module.ema_network.module.load_state_dict(module.network.state_dict())
+        self.module = module
+        self._holds_pretrained_start = True
+        return module
+
+    def _pretrained_start(self, pretrained: str | None) -> tuple[PhysicsMLModel, str]:
+        """The model fine-tuning starts from, and its name for messages."""
+        if self._holds_pretrained_start:
+            if pretrained is not None:
+                raise ConfigError(f"transfer_learning.pretrained={pretrained!r}, but this model holds the pretrained weights it "
+                                  "was converted from, where fine-tuning starts: leave pretrained out, or fine-tune a new model")
+            start = copy.copy(self)  # keeps the pretrained module when self.module becomes the fine-tuned one
+            return start, f"the converted {self.name} weights"
+        if pretrained is None:
+            raise ConfigError("transfer_learning.pretrained: the folder of a saved model to start from (or fine-tune a "
+                              "converted model: load_pretrained(name, transfer_learning={...}).train(data))")
+        return load_model(pretrained), pretrained
 
     def _fit(self, config: ModelConfig, dm: GraphDataModule, has_validation: bool, resume: Path | None = None, *,
              callbacks: Sequence[L.Callback] | None = None, loggers: Sequence[Logger] | None = None) -> None:
@@ -218,7 +248,7 @@ class PhysicsMLModel:
         """Start from ``config.transfer_learning.pretrained`` and train its stages in turn."""
         tl = config.transfer_learning
         assert tl is not None
-        pretrained = load_model(tl.pretrained)
+        pretrained, pretrained_name = self._pretrained_start(tl.pretrained)
         source = pretrained._require_module()
         mapping = source.element_mapping
         if tl.replay is not None:
@@ -227,7 +257,7 @@ class PhysicsMLModel:
             n_train = read_table(train_data, plain, with_labels=False).num_structures if tl.replay.fraction else 0
             replay = replay_table(pretrained, tl.replay.structures, plain, count=tl.replay.count,
                                   fraction=tl.replay.fraction, seed=tl.replay.seed, num_train=n_train)
-            _log.info("replay: %d structures labelled by %s mixed into the fine-tuning data", replay.num_structures, tl.pretrained)
+            _log.info("replay: %d structures labelled by %s mixed into the fine-tuning data", replay.num_structures, pretrained_name)
             train_data = with_replay(train_data, replay, plain)
         dm = GraphDataModule(
             config.run_datamodule,
@@ -239,7 +269,7 @@ class PhysicsMLModel:
             forces_key=config.datamodule.y_node_vector if config.compute_forces else None,
         )
         dm.prepare_data()
-        _setup_within_the_pretrained_elements(dm, mapping, tl.pretrained)
+        _setup_within_the_pretrained_elements(dm, mapping, pretrained_name)
         statistics = source.statistics
         if tl.refit_references == "labels":
             statistics = refit_references(source.statistics, dm.statistics)
@@ -250,7 +280,7 @@ class PhysicsMLModel:
         self.module = self._new_module(config, statistics, mapping, output_spec(config, mapping, n_attrs))
         network = self.module.network
         loaded, kept = copy_matching_weights(network, source.inference_network(), tl.modules_to_match)
-        _log.info("fine-tuning from %s: %d tensors loaded, %d new", tl.pretrained, len(loaded), len(kept))
+        _log.info("fine-tuning from %s: %d tensors loaded, %d new", pretrained_name, len(loaded), len(kept))
         if isinstance(self.module, EMALightningModule):
             self.module.ema_network.module.load_state_dict(network.state_dict())
         # with adapters, the pretrained weights stay fixed: only adapters and new heads train
@@ -269,6 +299,7 @@ class PhysicsMLModel:
                 stage_dm.setup("fit")
             self._fit(stage_config, stage_dm, validation_data is not None, callbacks=callbacks, loggers=loggers)
         set_trainable(network, frozen_patterns=[], frozen_names=base)
+        self._holds_pretrained_start = False
         return self
 
     @staticmethod

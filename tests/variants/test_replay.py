@@ -46,7 +46,14 @@ def test_replay_structures_get_the_pretrained_models_own_labels(pretrained: Path
     np.testing.assert_array_equal(table.graph_labels["energy"], expected["energy"])
     np.testing.assert_array_equal(table.node_labels["forces"], np.concatenate(expected["forces"]))
     assert not np.allclose(table.graph_labels["energy"], [f.get_potential_energy() for f in structures]), "not EMT's"
-    assert replay_table(source, structures, config, count=4, fraction=None, seed=0, num_train=10).num_structures == 4
+    drawn = replay_table(source, structures, config, count=4, fraction=None, seed=0, num_train=10)
+    assert drawn.num_structures == 4
+    for k, row in enumerate(drawn.row_ids):  # a drawn subset: each structure keeps its own labels, atom by atom
+        alone = source.predict([structures[int(row)]])
+        atoms = slice(int(drawn.atom_ptr[k]), int(drawn.atom_ptr[k + 1]))
+        np.testing.assert_array_equal(drawn.positions[atoms], structures[int(row)].positions)
+        np.testing.assert_allclose(drawn.node_labels["forces"][atoms], alone["forces"][0], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(drawn.graph_labels["energy"][k], alone["energy"][0], rtol=1e-12)
     assert replay_table(source, structures, config, count=None, fraction=0.2, seed=0, num_train=10).num_structures == 2
 
 
@@ -78,9 +85,10 @@ def test_replay_is_mixed_into_training_and_holds_the_model_in_place(tmp_path: Pa
     held = forgetting(source, mixed, elsewhere)
     assert set(moved) == {"energy_mev_per_atom", "forces_mev_per_angstrom", "structures"} and moved["structures"] == 12
     assert moved["energy_mev_per_atom"] > 50, "fine-tuning on stiffer copper moved the model on gold"
-    # measured: 188 meV/atom without replay, 37 with. Forces on gold moved MORE with replay at this
-    # scale (23 -> 479 meV/A, also when the same structures are mixed in by hand), so only the
-    # energy is asserted here; see docs/variants.md.
+    # measured: 188 meV/atom without replay, 37 with. After only 6 epochs the forces on gold have
+    # moved more with replay (23 -> 479 meV/A, the same with the cells mixed in by hand); trained
+    # to 20 epochs replay holds them (3.6 against 807 meV/A). The replay labels are checked above,
+    # so only the energy is asserted at this short run; see docs/variants.md.
     assert held["energy_mev_per_atom"] < 0.5 * moved["energy_mev_per_atom"]
     assert forgetting(source, source, elsewhere)["forces_mev_per_angstrom"] == 0.0
     saved = mixed.save(tmp_path / "mixed")
