@@ -68,7 +68,7 @@ def neighbour_pairs(
 
     Brute force over all pairs of each periodic image in reach, in float64: ``O(N^2)`` per image,
     meant for the exported model (TorchScript, no compiled extension). The images in reach along a
-    periodic direction ``k`` are those with ``|S_k| <= cutoff |b_k| + span_k`` (``b_k`` the
+    periodic direction ``k`` are those with ``|S_k| < cutoff |b_k| + span_k`` (``b_k`` the
     reciprocal vector, ``span_k`` the atoms' extent in fractional coordinates), so unwrapped
     positions and cells smaller than twice the cutoff are covered. Edges are ordered by centre
     atom; ``self_interaction`` appends ``(i, i, 0)`` for every atom, as the training data does.
@@ -82,7 +82,10 @@ def neighbour_pairs(
         fractional = pos @ inverse
         span = fractional.max(dim=0).values - fractional.min(dim=0).values
         reciprocal = torch.sqrt((inverse * inverse).sum(dim=0))  # |b_k|: 1 / plane spacing
-        reach = torch.ceil(cutoff * reciprocal + span).to(torch.long) * pbc.to(torch.long)
+        # an edge's fractional component along k is below cutoff |b_k| in size, so
+        # |S_k| < cutoff |b_k| + span_k: the floor bounds it (the ceiling took up to 5^3 images
+        # of a 108-atom copper cell where 3^3 hold every edge)
+        reach = torch.floor(cutoff * reciprocal + span).to(torch.long) * pbc.to(torch.long)
         axes = [torch.arange(-int(reach[k]), int(reach[k]) + 1, device=device) for k in range(3)]
         grid = torch.meshgrid(axes, indexing="ij")
         shifts = torch.stack([grid[0].flatten(), grid[1].flatten(), grid[2].flatten()], dim=1)
