@@ -642,8 +642,10 @@ class ReplayConfig(StrictConfig):
             raise ValueError("give replay.count or replay.fraction, not both")
         return self
 
-    @field_serializer("structures")
+    @field_serializer("structures", when_used="json")
     def _saved_as(self, value: Any) -> Any:
+        """In saved configs (JSON) a path stays, structures in memory become a description; a
+        Python dump (``updated``, copies) keeps the structures themselves."""
         if isinstance(value, str | Path):
             return str(value)
         size = f" of {len(value)} structures" if hasattr(value, "__len__") else ""

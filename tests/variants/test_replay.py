@@ -102,3 +102,18 @@ def test_replay_options_are_checked(tmp_path: Path) -> None:
         EGNNModel(transfer_learning={"pretrained": str(tmp_path), "replay": {"structures": "x.xyz", "count": 2, "fraction": 0.5}})
     with pytest.raises(ConfigError, match="count"):
         EGNNModel(transfer_learning={"pretrained": str(tmp_path), "replay": {"structures": "x.xyz", "count": 0}})
+
+
+def test_replay_structures_in_memory_survive_config_updates_and_save_as_a_description() -> None:
+    """``updated`` (used by stage and trainer overrides) keeps a list of structures; only the
+    saved (JSON) form replaces it by a description."""
+    from physicsml_like.config.training import TransferLearningConfig
+
+    cells = alloy_cells(3, seed=2)
+    config = TransferLearningConfig(replay={"structures": cells, "count": 2})
+    updated = config.updated({"replay": {"count": 1}})
+    assert updated.replay is not None and updated.replay.structures is not None
+    assert len(updated.replay.structures) == 3 and updated.replay.count == 1
+    saved = config.model_dump(mode="json")["replay"]["structures"]
+    assert isinstance(saved, str) and "3 structures" in saved
+    assert config.updated({}).replay.structures[0] is not None
