@@ -43,7 +43,9 @@ import torch  # noqa: E402
 
 BENCHMARKS = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS))
+sys.path.insert(0, str(BENCHMARKS / "reference"))
 
+from _common import verlet_ms  # noqa: E402
 from reference_comparison import ARCHITECTURES, REFERENCE_CODES, install  # noqa: E402
 
 RESULTS = BENCHMARKS / "results" / "md_step.md"
@@ -64,25 +66,6 @@ def start_structure() -> Any:
     atoms = bulk("Cu", "fcc", a=3.61, cubic=True) * (3, 3, 3)
     atoms.rattle(stdev=0.05, seed=1)
     return atoms
-
-
-def verlet_ms(atoms: Any, calculator: Any, steps: int, warmup: int) -> float:
-    """Median milliseconds per ASE velocity-Verlet step (after ``warmup`` steps)."""
-    from ase import units
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-    from ase.md.verlet import VelocityVerlet
-
-    atoms = atoms.copy()
-    atoms.calc = calculator
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300.0, rng=np.random.default_rng(0))
-    dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs)
-    dynamics.run(warmup)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        dynamics.run(1)
-        times.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(times))
 
 
 class ExportedCalculator:

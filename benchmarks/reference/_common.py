@@ -163,6 +163,26 @@ def md_frames(job: dict[str, Any]) -> Any:
     return atoms
 
 
+def verlet_ms(atoms: Any, calculator: Any, steps: int, warmup: int) -> float:
+    """Median milliseconds per ASE velocity-Verlet step of 1 fs from 300 K (Maxwell-Boltzmann,
+    fixed seed), after ``warmup`` steps, on a copy of ``atoms`` (``benchmarks/md_step.py``)."""
+    from ase import units
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md.verlet import VelocityVerlet
+
+    atoms = atoms.copy()
+    atoms.calc = calculator
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300.0, rng=np.random.default_rng(0))
+    dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs)
+    dynamics.run(warmup)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        dynamics.run(1)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
 def time_md(atoms: Any, job: dict[str, Any]) -> dict[str, float]:
     """Milliseconds per ASE velocity-Verlet step (median after warm-up steps), and the change
     of the total energy over the timed steps as a check that the dynamics is sound."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"  # mace-torch's own files are pickles
@@ -24,12 +23,12 @@ os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"  # mace-torch's own files a
 import ase.io
 import numpy as np
 import torch
-from ase import units
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-from ase.md.verlet import VelocityVerlet
 from e3nn import o3
 from mace import modules
 from mace.calculators import MACECalculator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import verlet_ms
 
 
 def build(architecture: dict, cutoff: float, avg_num_neighbours: float) -> torch.nn.Module:
@@ -44,20 +43,6 @@ def build(architecture: dict, cutoff: float, avg_num_neighbours: float) -> torch
         correlation=architecture["correlation"], gate=torch.nn.functional.silu,
         radial_MLP=list(architecture["radial_mlp"]),
     )
-
-
-def md_ms_per_step(calculator: MACECalculator, start: ase.Atoms, steps: int, warmup: int) -> dict:
-    atoms = start.copy()
-    atoms.calc = calculator
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300.0, rng=np.random.default_rng(0))
-    dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs)
-    dynamics.run(warmup)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        dynamics.run(1)
-        times.append(time.perf_counter() - t0)
-    return {"ms_per_step": 1000 * float(np.median(times)), "energy": float(atoms.get_potential_energy())}
 
 
 def main() -> None:
@@ -78,7 +63,7 @@ def main() -> None:
                                                 device=architecture.get("device", "cpu"), default_dtype=dtype)
         probe = start.copy()
         probe.calc = calculators[dtype]
-        answer = md_ms_per_step(calculators[dtype], start, request["steps"], request["warmup"])
+        answer = {"ms_per_step": verlet_ms(start, calculators[dtype], request["steps"], request["warmup"])}
         answer["start_energy"] = float(probe.get_potential_energy())
         print(json.dumps(answer), flush=True)
 
