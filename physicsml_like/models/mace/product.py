@@ -40,6 +40,26 @@ def _block_diagonal(dim: int, blocks: list[torch.Tensor]) -> torch.Tensor:
     return out
 
 
+_BROADCAST_LIMIT = 1 << 22
+"""Largest ``P * N * (2L+1) * c`` product contracted by broadcasting (16 MB in float32)."""
+
+
+def _contract(chosen: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``sum_p chosen[p, n, c] * weights[p, m, c]`` -> ``[N, m, c]``: a channel-wise contraction.
+
+    Small inputs (a batch of molecules) take one broadcast product and a sum: CPU ``bmm`` over
+    the channels runs one tiny matrix product per channel, and a layer's training step (forward,
+    force gradient, double backward) took 15.2 ms that way against 10.7 ms broadcast (3 elements,
+    72 atoms, 32 channels). Large inputs, and traces (which keep the branch of their example),
+    take ``bmm``, whose memory does not grow with the number of paths."""
+    p, n, c = chosen.shape
+    m = weights.shape[1]
+    if not torch.jit.is_tracing() and p * n * m * c <= _BROADCAST_LIMIT:
+        return (chosen.unsqueeze(2) * weights.unsqueeze(1)).sum(0)
+    out = torch.bmm(chosen.permute(2, 1, 0), weights.permute(2, 0, 1))  # [c, N, m]
+    return out.permute(1, 2, 0)
+
+
 class _MonomialChain:
     """The monomials to evaluate, order by order, and how to build each from the previous order.
 
@@ -132,39 +152,43 @@ class SymmetricContraction(nn.Module):
             self.register_buffer(f"coefficients_{index}", _block_diagonal(ir.dim, blocks).to(dtype), persistent=False)
             self._outputs.append((ir.dim, weight_ids))
 
-    def _monomials(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [c, N, D]`` -> the kept monomials of every order, ``[c, N, P]``."""
-        terms = [x]
-        previous = x
+    def _monomials(self, rows: torch.Tensor) -> torch.Tensor:
+        """``rows [D, N, c]`` -> the kept monomials of every order, ``[P, N, c]``.
+
+        The monomial index comes first so that every gather takes whole contiguous ``[N, c]``
+        rows: ``index_select`` along the last dimension of ``[c, N, D]`` (the layout before) took
+        250 µs a call against 20 µs for these row gathers at 72 atoms and 32 channels."""
+        terms = [rows]
+        previous = rows
         for nu in range(2, self.correlation + 1):
             parent = getattr(self, f"parent_{nu}")
             last = getattr(self, f"last_{nu}")
-            previous = previous.index_select(2, parent) * x.index_select(2, last)
+            previous = previous.index_select(0, parent) * rows.index_select(0, last)
             terms.append(previous)
-        return torch.cat(terms, dim=2)
+        return torch.cat(terms, dim=0)
 
     def forward(self, x: torch.Tensor, element_groups: list[torch.Tensor] | None) -> torch.Tensor:
         """``x``: ``[N, D_in, c]``; ``element_groups``: atom indices of each element (``None``
         with one element) -> ``[N, D_out, c]``."""
         n = x.shape[0]
-        monomials = self._monomials(x.permute(2, 0, 1))  # channels first: one matrix per channel
+        monomials = self._monomials(x.permute(1, 0, 2).contiguous())
         outs = []
         for index, (dim, weight_ids) in enumerate(self._outputs):
             if not weight_ids:
-                outs.append(x.new_zeros(self.channels, n, dim))
+                outs.append(x.new_zeros(n, dim, self.channels))
                 continue
-            chosen = monomials.index_select(2, getattr(self, f"columns_{index}"))  # [c, N, P_L]
+            chosen = monomials.index_select(0, getattr(self, f"columns_{index}"))  # [P_L, N, c]
             weights = torch.cat([self.weights[k] for k in weight_ids], dim=1)  # [E, K_L, c]
-            per_element = torch.einsum("mpk,ekc->ecpm", getattr(self, f"coefficients_{index}"), weights)
+            per_element = torch.einsum("mpk,ekc->epmc", getattr(self, f"coefficients_{index}"), weights)  # [E, P_L, 2L+1, c]
             if element_groups is None:
-                outs.append(torch.bmm(chosen, per_element[0]))
+                outs.append(_contract(chosen, per_element[0]))
             else:
-                out = x.new_zeros(self.channels, n, dim)
+                out = x.new_zeros(n, dim, self.channels)
                 for element, atoms in enumerate(element_groups):
                     if len(atoms):
-                        out[:, atoms] = torch.bmm(chosen[:, atoms], per_element[element])
+                        out[atoms] = _contract(chosen.index_select(1, atoms), per_element[element])
                 outs.append(out)
-        return torch.cat(outs, dim=2).permute(1, 2, 0)
+        return torch.cat(outs, dim=1)
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
