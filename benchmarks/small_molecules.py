@@ -6,6 +6,8 @@ many structures a second this package trains and predicts there.
     python benchmarks/small_molecules.py throughput --rounds 3   # structures/s, families interleaved
     python benchmarks/small_molecules.py weights save /tmp/w.pt  # 10 epochs of MACE on 40 ethanol frames ...
     python benchmarks/small_molecules.py weights compare /tmp/w.pt   # ... and the largest weight change since
+    python benchmarks/small_molecules.py step --families mace --threads 1   # ms per bare training step
+    PYTHONPATH=/path/to/other/checkout python benchmarks/small_molecules.py step ...   # the same, other code
 
 With 9 to 20 atoms a structure, a step holds 70-600 atoms, and the fixed costs of a step (Python,
 small kernels, allocation, the data pipeline, Lightning's loop, logging) weigh as much as the
@@ -309,6 +311,49 @@ def throughput_once(family: str, config: str, epochs: int, **overrides: Any) -> 
             "predict_structures_per_s": len(test) / predict_s}
 
 
+# ---------------------------------------------------------------------------- bare steps
+def step_ms(family: str, config: str, repeats: int = 20) -> dict[str, float]:
+    """Milliseconds of one training step's arithmetic on one fixed batch, outside Lightning:
+    the forces with ``create_graph``, a loss of the energies and forces (1 x energy^2 +
+    10 x mean force^2: the graph of the real loss, without labels) and its backward. Median and
+    best of ``repeats`` after 5 warm-up steps; for before/after comparisons of the network, run
+    the two checkouts in turns (``PYTHONPATH``), since the machine's speed drifts."""
+    from physicsml_like.integrations.potential import Potential
+
+    dataset, batch_size = CONFIGS[config]
+    train, _ = frames(dataset)
+    with tempfile.TemporaryDirectory() as root:
+        model = build(family, batch_size, 1, root)
+        model.initialise(train[:batch_size])
+    module = model.module
+    module.train()
+    chosen = train[:batch_size]
+    batch = Potential(model).batch(
+        np.concatenate([a.positions for a in chosen]), np.concatenate([a.numbers for a in chosen]),
+        np.stack([a.cell.array for a in chosen]), np.stack([a.pbc for a in chosen]),
+        system=np.repeat(np.arange(len(chosen)), [len(a) for a in chosen]))
+    energy = module.energy_target
+    assert energy is not None
+    from physicsml_like.targets.kinds import Forces
+
+    forces = next(t.name for t in module.all_targets if isinstance(t, Forces))
+
+    def once() -> None:
+        predictions = module.compute(batch, module.network, create_graph=True)
+        loss = (predictions.values[energy.name] ** 2).sum() + 10 * (predictions.values[forces] ** 2).mean()
+        loss.backward()
+        module.zero_grad(set_to_none=True)
+
+    for _ in range(5):
+        once()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        once()
+        times.append(1000 * (time.perf_counter() - start))
+    return {"median_ms": float(np.median(times)), "best_ms": float(min(times))}
+
+
 # ---------------------------------------------------------------------------- weights
 def weights(mode: str, path: Path) -> None:
     """Train MACE (the reference comparison's) on 40 ethanol frames for 10 epochs, seed 0, with
@@ -348,7 +393,7 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["profile", "throughput", "weights"])
+    parser.add_argument("what", choices=["profile", "throughput", "weights", "step"])
     parser.add_argument("args", nargs="*", help="weights: save|compare PATH")
     parser.add_argument("--families", nargs="*", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
@@ -365,7 +410,14 @@ def main() -> None:
         weights(args.args[0], Path(args.args[1]))
         return
     print(machine(), flush=True)
-    if args.what == "profile":
+    if args.what == "step":
+        out = {}
+        for config in args.configs:
+            for family in args.families:
+                out[f"{family} {config}"] = step_ms(family, config)
+                print(f"{family} {config}: {out[f'{family} {config}']['median_ms']:.1f} ms a step (median), "
+                      f"{out[f'{family} {config}']['best_ms']:.1f} best", flush=True)
+    elif args.what == "profile":
         rows = []
         for config in args.configs:
             for family in args.families:
