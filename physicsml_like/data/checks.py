@@ -130,4 +130,7 @@ class InputChecks:
 
 def _real_edges(edges: EdgeArrays) -> np.ndarray:
     """Edges between two atoms (a self-interaction edge is not a neighbour)."""
-    return (edges.edge_index[:, 0] != edges.edge_index[:, 1]) | edges.shifts.any(axis=1)
+    different = edges.edge_index[:, 0] != edges.edge_index[:, 1]
+    if not edges.shifts.any():  # molecules only: one flat pass instead of a row-wise any (10x slower)
+        return different
+    return different | edges.shifts.any(axis=1)

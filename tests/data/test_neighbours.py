@@ -129,3 +129,34 @@ def test_periodic_edges_come_grouped_by_centre_atom(cu_frames: list[ase.Atoms], 
     for atoms in (cu_frames[0], cu_slab[0]):
         i, _, _ = neighbour_list(atoms.positions, atoms.cell.array, atoms.pbc, 4.5)
         assert len(i) > 100 and np.all(np.diff(i) >= 0)
+
+
+def test_distance_matrices_and_gridded_matscipy_give_the_same_molecule_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small molecules are listed by distance matrices, one size at a time; larger ones by the
+    gridded matscipy call. Forcing every molecule down either path gives the same edges and
+    lengths, in structure order, with each centre atom's edges together."""
+    from physicsml_like.data import neighbours
+
+    rng = np.random.default_rng(7)
+    frames = [ase.Atoms(numbers=rng.integers(1, 9, n), positions=rng.uniform(0, 1.2 * n ** (1 / 3) * 2, (n, 3)))
+              for n in [9, 1, 12, 9, 40, 3, 12, 33, 2, 9]]
+    table = read_table(frames, DataModuleConfig(cut_off=3.0), with_labels=False)
+
+    def edges_with(limit: int) -> neighbours.EdgeArrays:
+        monkeypatch.setattr(neighbours, "_DISTANCE_MATRIX_ATOMS", limit)
+        monkeypatch.setattr(neighbours, "_DISTANCE_MATRIX_MOLECULES", 1)
+        return build_edges(table, 3.0)
+
+    by_matrices, by_matscipy, mixed = edges_with(10_000), edges_with(0), edges_with(32)
+    assert len(by_matrices.edge_index) > 300
+    for other in (by_matscipy, mixed):
+        np.testing.assert_array_equal(other.edge_ptr, by_matrices.edge_ptr)
+        for s in range(len(frames)):
+            e0, e1 = by_matrices.edge_ptr[s], by_matrices.edge_ptr[s + 1]
+            a = by_matrices.edge_index[e0:e1]
+            b = other.edge_index[e0:e1]
+            np.testing.assert_array_equal(_canonical(a[:, 0], a[:, 1], np.zeros((e1 - e0, 3))),
+                                          _canonical(b[:, 0], b[:, 1], np.zeros((e1 - e0, 3))), err_msg=f"frame {s}")
+            assert np.all(np.diff(b[:, 0]) >= 0), f"frame {s}: edges of a centre atom are not together"
+        np.testing.assert_allclose(np.sort(other.lengths), np.sort(by_matrices.lengths), rtol=0, atol=1e-12)
+    _assert_table_matches_ase(frames, 3.0)
