@@ -60,7 +60,8 @@ def _contract(chosen: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     limit = _BROADCAST_ELEMENTS[1] if m == 1 else _BROADCAST_ELEMENTS[0]
     if not torch.jit.is_tracing() and p * n * m * c <= limit:
         return (chosen.unsqueeze(2) * weights.unsqueeze(1)).sum(0)
-    out = torch.bmm(chosen.permute(2, 1, 0), weights.permute(2, 0, 1))  # [c, N, m]
+    # contiguous operands: bmm on the permuted views was up to 2x slower (float64, 108 atoms)
+    out = torch.bmm(chosen.permute(2, 1, 0).contiguous(), weights.permute(2, 0, 1).contiguous())  # [c, N, m]
     return out.permute(1, 2, 0)
 
 
