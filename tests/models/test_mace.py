@@ -186,7 +186,14 @@ def test_edge_tensor_product_is_e3nn_uvu_tensor_product() -> None:
     )
 
 
-def test_symmetric_contraction_is_the_coupled_power_series() -> None:
+@pytest.mark.parametrize("contraction_by", ["broadcast", "bmm"])
+def test_symmetric_contraction_is_the_coupled_power_series(contraction_by: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways of contracting with the weights (broadcast for small inputs, bmm for large ones
+    and traces) give the reference's power series."""
+    from physicsml_like.models.mace import product
+
+    if contraction_by == "bmm":
+        monkeypatch.setattr(product, "_BROADCAST_ELEMENTS", (0, 0))
     irreps_in = o3.Irreps("3x0e + 3x1o + 3x2e")
     contraction = SymmetricContraction(irreps_in, o3.Irreps("3x0e + 3x1o"), correlation=3, num_elements=2)
     assert contraction.num_paths == [[1, 3, 11], [1, 4, 21]]  # the reference's path counts
