@@ -22,6 +22,7 @@ import torch
 from torch_geometric.data import Batch
 
 from .. import keys as K
+from .._allocator import keep_freed_memory
 from ..data.neighbours import neighbour_list
 from ..errors import DataError
 from ..nn.builder import torch_dtype
@@ -88,6 +89,7 @@ class Potential:
                             "engines support models without them", field="atom_features")
         self.module = prepared_module(module, device, dtype)
         self.device = torch.device(device)
+        keep_freed_memory()  # an MD step reuses its large per-edge buffers (see _allocator)
         self.cutoff = float(dm.cut_off)
         self.self_interaction = bool(dm.self_interaction)
         self.graph_attrs_names: list[str] = list(dm.graph_attrs_cols or [])
