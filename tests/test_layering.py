@@ -38,7 +38,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "physicsml_like"
 # front door because it re-exports the public names of every layer (lazily, see its docstring).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # _lazy and _families hold import-on-first-use machinery and the families' names as strings
-    ("leaves", ("_version", "_logging", "_lazy", "_families", "_files", "keys")),
+    ("leaves", ("_version", "_logging", "_lazy", "_families", "_files", "_allocator", "keys")),
     # errors re-exports ConfigError from config.base next to DataError, so it sits with config
     ("config", ("config", "errors")),
     # datasets is the bundled data (files and their readers): a data helper, it imports nothing
