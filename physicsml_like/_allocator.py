@@ -10,7 +10,8 @@ copper MACE an ASE MD step went from 211-242 ms to 143 ms in float64 and from 96
 The setting is process-wide and only changes when freed memory is returned to the OS (the
 resident memory stays near its peak), so it is applied once, by the engines that run many
 steps (:class:`~physicsml_like.integrations.potential.Potential`), only with glibc, and not when
-the user set glibc's own ``MALLOC_*`` variables or ``PHYSICSML_LIKE_KEEP_FREED_MEMORY=0``.
+the user set glibc's own ``MALLOC_*`` variables or ``glibc.malloc`` tunables, or set
+``PHYSICSML_LIKE_KEEP_FREED_MEMORY=0``.
 """
 
 from __future__ import annotations
@@ -28,16 +29,13 @@ _SETTINGS = ((_M_MMAP_THRESHOLD, 1 << 30), (_M_TRIM_THRESHOLD, (1 << 31) - 1), (
 _applied: bool | None = None
 
 
-def _user_chose() -> str | None:
-    """Why the process keeps glibc's defaults, or ``None``."""
+def _keeps_glibc_defaults() -> bool:
+    """Whether the user turned this off or configures glibc's malloc themselves."""
     if os.environ.get(OPT_OUT, "1").strip().lower() in {"0", "false", "no", "off"}:
-        return f"{OPT_OUT} is off"
-    chosen = [k for k in os.environ if k.startswith("MALLOC_") and k.endswith("_")]
-    if chosen:
-        return f"glibc is configured by the environment ({', '.join(sorted(chosen))})"
-    if not sys.platform.startswith("linux"):
-        return "not Linux"
-    return None
+        return True
+    if any(k.startswith("MALLOC_") for k in os.environ) or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
+        return True
+    return not sys.platform.startswith("linux")
 
 
 def keep_freed_memory() -> bool:
@@ -46,7 +44,7 @@ def keep_freed_memory() -> bool:
     if _applied is not None:
         return _applied
     _applied = False
-    if _user_chose() is not None:
+    if _keeps_glibc_defaults():
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
