@@ -108,7 +108,7 @@ class ConFIGLightningModule(AtomisticLightningModule):
         self.after_optimizer_step()
         batch_size = int(batch.num_graphs)
         self.log("train/loss", total.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
-        self.log("train/loss_step", total.detach(), on_step=True, on_epoch=False, batch_size=batch_size)
+        self.log_step("train/loss_step", total.detach(), batch_size)
         return total.detach()
 
     def on_train_epoch_end(self) -> None:

@@ -326,8 +326,17 @@ class AtomisticLightningModule(L.LightningModule):
         loss = self._loss_and_metrics(batch, predictions, "train")
         batch_size = int(batch.num_graphs)
         self.epoch_sums["train"].add(("train/loss",), [loss.detach() * batch_size], [float(batch_size)])
-        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, batch_size=batch_size)
+        self.log_step("train/loss_step", loss.detach(), batch_size)
         return loss
+
+    def log_step(self, name: str, value: torch.Tensor, batch_size: int) -> None:
+        """``self.log(name, value, on_step=True)`` on the steps whose values the loggers write
+        (every ``trainer.log_every_n_steps``-th, and the one a trainer stops at): Lightning drops the others, and
+        a ``self.log`` call costs about 0.6 ms (two a step were 3% of a MACE step on ethanol at
+        batch 8, Intel Xeon). The epoch's means are summed on every step regardless."""
+        connector = getattr(self._trainer, "_logger_connector", None)
+        if bool(getattr(connector, "should_update_logs", True)):
+            self.log(name, value, on_step=True, on_epoch=False, batch_size=batch_size)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # the epoch's training means are logged with its last batch, so that callbacks reading
@@ -415,7 +424,7 @@ class AtomisticLightningModule(L.LightningModule):
             # one multi-tensor norm (the 2-norm of the parameters' norms), no host sync
             total = torch.nn.utils.get_total_norm(grads, norm_type=2.0).detach()
             self.epoch_sums["train"].add(("train/grad_norm",), [total], [1.0])
-            self.log("train/grad_norm_step", total, on_step=True, on_epoch=False, batch_size=1)
+            self.log_step("train/grad_norm_step", total, 1)
 
     # ------------------------------------------------------------------ optimisation
     def parameter_groups(self) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import ase
 import lightning as L
+import pandas as pd
 import pytest
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -158,3 +159,37 @@ def test_a_missing_logger_package_names_its_extra(tmp_path: Path) -> None:
     assert model.config.loggers[0].config == {"offline": True}  # MatterTune's form
     with pytest.raises(ConfigError, match=r"loggers: 'wandb' needs the package 'wandb': pip install 'physicsml_like\[wandb\]'"):
         build_trainer(model.config, tmp_path / "run", has_validation=False)
+
+
+def test_step_values_are_logged_on_the_steps_the_loggers_write(tmp_path: Path, ethanol: list[ase.Atoms], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step values are logged only where a logger writes them, and the loggers get exactly what
+    logging them on every step gave: the same steps, the same values."""
+    from physicsml_like.training.module import AtomisticLightningModule
+
+    calls: list[str] = []
+    log = AtomisticLightningModule.log
+
+    def counted(self: AtomisticLightningModule, name: str, *args: object, **kwargs: object) -> None:
+        calls.append(name)
+        log(self, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AtomisticLightningModule, "log", counted)
+
+    def run(folder: str) -> tuple[pd.DataFrame, int]:
+        calls.clear()
+        model = EGNNModel(tiny_egnn(tmp_path / folder, epochs=2, seed=0,
+                                   trainer={"max_epochs": 2, "default_root_dir": str(tmp_path / folder),
+                                            "enable_progress_bar": False, "log_every_n_steps": 3}))
+        model.train(ethanol[:40])  # 5 steps an epoch, 10 in all
+        metrics = pd.read_csv(model.run_dir / "metrics.csv")
+        columns = ["step", "train/loss_step", "train/grad_norm_step"]
+        return metrics[columns].dropna().reset_index(drop=True), calls.count("train/loss_step")
+
+    gated, gated_calls = run("gated")
+    monkeypatch.setattr(AtomisticLightningModule, "log_step",
+                        lambda self, name, value, batch_size: self.log(name, value, on_step=True, on_epoch=False, batch_size=batch_size))
+    every, every_calls = run("every")
+    assert every_calls == 10 and gated_calls == 3  # steps 3, 6 and 9
+    assert list(gated["step"]) == list(every["step"]) == [2, 5, 8]
+    pd.testing.assert_frame_equal(gated, every)
+    assert (gated["train/loss_step"] > 0).all()
