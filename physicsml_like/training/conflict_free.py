@@ -107,7 +107,8 @@ class ConFIGLightningModule(AtomisticLightningModule):
         state.cosines = (per_term @ combined / norms).tolist()
         self.after_optimizer_step()
         batch_size = int(batch.num_graphs)
-        self.log("train/loss", total.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        # the epoch mean as the base module keeps it (summed over ranks, logged with the last batch)
+        self.epoch_sums["train"].add(("train/loss",), [total.detach() * batch_size], [float(batch_size)])
         self.log_step("train/loss_step", total.detach(), batch_size)
         return total.detach()
 

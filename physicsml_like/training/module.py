@@ -331,9 +331,9 @@ class AtomisticLightningModule(L.LightningModule):
 
     def log_step(self, name: str, value: torch.Tensor, batch_size: int) -> None:
         """``self.log(name, value, on_step=True)`` on the steps whose values the loggers write
-        (every ``trainer.log_every_n_steps``-th, and the one a trainer stops at): Lightning drops the others, and
-        a ``self.log`` call costs about 0.6 ms (two a step were 3% of a MACE step on ethanol at
-        batch 8, Intel Xeon). The epoch's means are summed on every step regardless."""
+        (every ``trainer.log_every_n_steps``-th, and the one a trainer stops at): Lightning drops
+        the others, and a ``self.log`` call costs about 0.6 ms (two a step were 3% of a MACE step
+        on ethanol at batch 8, Intel Xeon). The epoch's means are summed on every step regardless."""
         connector = getattr(self._trainer, "_logger_connector", None)
         if bool(getattr(connector, "should_update_logs", True)):
             self.log(name, value, on_step=True, on_epoch=False, batch_size=batch_size)

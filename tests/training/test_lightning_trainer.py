@@ -177,7 +177,7 @@ def test_step_values_are_logged_on_the_steps_the_loggers_write(tmp_path: Path, e
 
     def run(folder: str) -> tuple[pd.DataFrame, int]:
         calls.clear()
-        model = EGNNModel(tiny_egnn(tmp_path / folder, epochs=2, seed=0,
+        model = EGNNModel(tiny_egnn(tmp_path / folder, seed=0,
                                    trainer={"max_epochs": 2, "default_root_dir": str(tmp_path / folder),
                                             "enable_progress_bar": False, "log_every_n_steps": 3}))
         model.train(ethanol[:40])  # 5 steps an epoch, 10 in all
@@ -192,4 +192,4 @@ def test_step_values_are_logged_on_the_steps_the_loggers_write(tmp_path: Path, e
     assert every_calls == 10 and gated_calls == 3  # steps 3, 6 and 9
     assert list(gated["step"]) == list(every["step"]) == [2, 5, 8]
     pd.testing.assert_frame_equal(gated, every)
-    assert (gated["train/loss_step"] > 0).all()
+    assert (gated["train/loss_step"] > 0).all() and (gated["train/grad_norm_step"] > 0).all()

@@ -52,6 +52,8 @@ def test_config_trains_with_conflict_free_updates(tmp_path: Path, ethanol: list[
     assert all(c > 0 for c in state.cosines), "the last update decreased every loss term"
     losses = _metrics(model).dropna(subset=["val/forces_mae"])["val/forces_mae"]
     assert losses.iloc[-1] < losses.iloc[0]
+    training = _metrics(model).dropna(subset=["train/loss"])["train/loss"]
+    assert len(training) == 4 and (training > 0).all() and training.iloc[-1] < training.iloc[0]
 
 
 def test_ema_and_config_together_do_both(tmp_path: Path, ethanol: list[ase.Atoms]) -> None:
