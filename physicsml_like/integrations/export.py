@@ -34,7 +34,7 @@ from ..training.module import AtomisticLightningModule
 
 __all__ = ["ExportedPotential", "build_potential", "export_model", "neighbour_pairs"]
 
-FORMATS = ("torchscript", "metatomic")
+FORMATS = ("torchscript", "aoti", "metatomic")
 
 
 # ---------------------------------------------------------------------- neighbour list
@@ -390,8 +390,8 @@ def write_atomically(path: Path, save: Any) -> Path:
 
 def export_model(model: Any, path: str | Path, format: str = "torchscript", *, dtype: str | None = None,
                  device: str = "cpu") -> Path:
-    """Write ``model`` (or an ensemble) to ``path`` as ``format`` (``"torchscript"`` or
-    ``"metatomic"``); see ``docs/export.md``."""
+    """Write ``model`` (or an ensemble) to ``path`` as ``format`` (``"torchscript"``, ``"aoti"``
+    or ``"metatomic"``); see ``docs/export.md``."""
     if format not in FORMATS:
         raise ConfigError(f"export: format must be one of {FORMATS}, got {format!r}")
     if dtype is not None and dtype not in ("float32", "float64"):
@@ -402,6 +402,10 @@ def export_model(model: Any, path: str | Path, format: str = "torchscript", *, d
         from ..training.extensions import engine
 
         return engine("metatomic")(model, path, dtype=dtype, device=device)  # type: ignore[no-any-return]
+    if format == "aoti":
+        from .aoti import export_aoti
+
+        return export_aoti(model, path, dtype=dtype, device=device)
     torch_dtype(dtype or "float32")  # validated above; keeps the one dtype table
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is deprecated", category=DeprecationWarning)

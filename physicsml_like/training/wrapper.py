@@ -420,8 +420,9 @@ class PhysicsMLModel:
 
     def export(self, path: str | Path, format: str = "torchscript", *, dtype: str | None = None, device: str = "cpu") -> Path:
         """Write a self-contained compiled model that runs without this package: ``"torchscript"``
-        (``torch.jit.load(path)(positions, atomic_numbers, cell, pbc)`` -> energy, forces, stress)
-        or ``"metatomic"`` (LAMMPS, i-PI, ASE through metatomic). See ``docs/export.md``."""
+        (``torch.jit.load(path)(positions, atomic_numbers, cell, pbc)`` -> energy, forces, stress),
+        ``"aoti"`` (native code compiled by AOTInductor, the fastest on the CPU; the caller gives the
+        neighbour list) or ``"metatomic"`` (LAMMPS, i-PI, ASE through metatomic). See ``docs/export.md``."""
         return engine("export")(self, path, format, dtype=dtype, device=device)
 
     def to_torch_sim(self, *, device: str = "cpu", dtype: str | None = None) -> Any:

@@ -16,6 +16,7 @@ import math
 import torch
 from torch import nn
 
+from ...nn.capture import is_capturing
 from ...nn.scatter import scatter_sum
 from .config import AEVConfig
 
@@ -137,7 +138,8 @@ class AtomicEnvironmentVector(nn.Module):
         num_nodes = species.shape[0]
         # zero-length (self-interaction) edges have no direction and are no neighbours in ANI
         keep = (edge_lengths > 0) & (edge_lengths < self.radial_cutoff)
-        if not bool(keep.all()):
+        # a recorded graph always filters: it cannot branch on the values
+        if is_capturing() or not bool(keep.all()):
             edge_index, edge_vectors, edge_lengths = edge_index[:, keep], edge_vectors[keep], edge_lengths[keep]
         centre, neighbour = edge_index
         radial_terms = 0.25 * torch.exp(-self.radial_eta * (edge_lengths.unsqueeze(-1) - self.radial_shifts) ** 2)

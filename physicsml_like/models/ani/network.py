@@ -15,6 +15,7 @@ from torch import nn
 
 from ...data.statistics import DatasetStatistics
 from ...nn.builder import model_builder
+from ...nn.capture import is_capturing
 from ...nn.graph import (
     OUT_GRAPH_SCALARS,
     OUT_NODE_SCALARS,
@@ -78,7 +79,7 @@ class ElementNetworks(nn.Module):
         out = features.new_zeros((features.shape[0], self.num_outputs))
         for slot, network in enumerate(self.networks):
             atoms = torch.nonzero(species == slot).squeeze(1)
-            if atoms.numel():
+            if is_capturing() or atoms.numel():  # a recorded graph cannot branch on the count
                 out = out.index_copy(0, atoms, network(features[atoms]))
         return out
 

@@ -183,9 +183,9 @@ class EGNN(AtomisticNetwork):
             edge_vectors = edge_vectors + noise[j] - noise[i]
         lengths = torch.linalg.norm(edge_vectors, dim=-1)
         envelope = self.envelope(lengths)
-        radial = self.radial(lengths) * envelope.unsqueeze(-1) if self.radial is not None else lengths.new_zeros((len(lengths), 0))
+        radial = self.radial(lengths) * envelope.unsqueeze(-1) if self.radial is not None else lengths.new_zeros((lengths.shape[0], 0))
         h = self.embedding(graph.node_attrs)
-        messages = h.new_zeros((len(lengths), h.shape[1]))
+        messages = h.new_zeros((lengths.shape[0], h.shape[1]))
         for layer in self.layers:
             h, edge_vectors, messages = layer(h, graph.edge_index, edge_vectors, radial, envelope, graph.edge_attrs)
         out: dict[str, torch.Tensor] = {}

@@ -31,6 +31,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from ...nn.capture import is_capturing
 from ...nn.equivariant import uniform_channels
 
 __all__ = ["EdgeTensorProduct", "Edges"]
@@ -430,7 +431,7 @@ class EdgeTensorProduct(nn.Module):
         return _Plan(self.channels, self._in_dim, self.irreps_sh.dim, self._out_dim, self.num_paths, blocks)
 
     def forward(self, node: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor, edges: Edges) -> torch.Tensor:
-        if torch.jit.is_tracing():
+        if is_capturing():
             summed = _traced_neighbour_sum(self._plan(), edges, sh, radial, node.contiguous())
         else:
             summed = _Convolution.apply(self._plan(), edges, sh, radial, node.contiguous(), None)

@@ -16,6 +16,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from ...nn.capture import is_capturing
 from ...nn.equivariant import uniform_channels
 from .coupling import coupling_basis, monomial_parents, symmetrise
 from .linear import IrrepsLinear
@@ -58,7 +59,7 @@ def _contract(chosen: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     p, n, c = chosen.shape
     m = weights.shape[1]
     limit = _BROADCAST_ELEMENTS[1] if m == 1 else _BROADCAST_ELEMENTS[0]
-    if not torch.jit.is_tracing() and p * n * m * c <= limit:
+    if not is_capturing() and p * n * m * c <= limit:
         return (chosen.unsqueeze(2) * weights.unsqueeze(1)).sum(0)
     # contiguous operands: bmm on the permuted views was up to 2x slower (float64, 108 atoms)
     out = torch.bmm(chosen.permute(2, 1, 0).contiguous(), weights.permute(2, 0, 1).contiguous())  # [c, N, m]
