@@ -13,6 +13,9 @@ codes run the same weights; the start energies are compared as a check. Engines 
 - ``ASE calculator``: ``model.to_ase_calculator(dtype=...)``;
 - ``exported (TorchScript)``: ``model.export(path, dtype=...)`` loaded with ``torch.jit.load``
   and driven by ASE through a ten-line calculator, the neighbour list built inside the file;
+- ``exported (AOTInductor)``: ``model.export(path, format="aoti", dtype=...)`` loaded with
+  ``torch._inductor.aoti_load_package`` and driven by ASE through :class:`AOTICalculator`, the
+  neighbour list built each step by vesin (the calculator of ``docs/export.md``);
 - ``torch-sim``: ``model.to_torch_sim()`` under ``torch_sim.integrate`` (NVE), one system.
 
 Each round runs every engine once, in a rotated order: warm-up steps, then timed velocity-Verlet
@@ -89,6 +92,35 @@ class ExportedCalculator:
         return _Exported()
 
 
+class AOTICalculator:
+    """ASE's calculator interface over an AOTInductor package, with vesin's neighbour list (what
+    a user writes to run the package without this package; the same as in ``docs/export.md``)."""
+
+    def __new__(cls, path: Path, dtype: torch.dtype) -> Any:
+        from ase.calculators.calculator import Calculator, all_changes
+        from vesin import NeighborList
+
+        runner = torch._inductor.aoti_load_package(str(path))
+        cutoff = float(runner.get_metadata()["cutoff"])
+        searcher = NeighborList(cutoff=cutoff, full_list=True)
+
+        class _Compiled(Calculator):
+            implemented_properties = ["energy", "forces", "stress"]
+
+            def calculate(self, atoms: Any = None, properties: Any = None, system_changes: Any = all_changes) -> None:
+                super().calculate(atoms, properties, system_changes)
+                a = self.atoms
+                i, j, shifts = searcher.compute(a.positions, a.cell.array, a.pbc, quantities="ijS")
+                order = np.argsort(i, kind="stable")  # edges of one atom together: the sums stay local
+                edges = torch.from_numpy(np.stack([i[order], j[order]]).astype(np.int64))
+                out = runner(torch.tensor(a.positions, dtype=dtype), torch.from_numpy(a.numbers.astype(np.int64)),
+                             torch.tensor(a.cell.array, dtype=dtype), torch.from_numpy(a.pbc.copy()), edges,
+                             torch.from_numpy(shifts[order].astype(np.int64)))
+                self.results = {"energy": float(out["energy"]), "forces": out["forces"].double().numpy()}
+
+        return _Compiled()
+
+
 def torch_sim_ms(model: Any, atoms: Any, dtype: str, steps: int, warmup: int) -> float:
     """Milliseconds per NVE step of torch-sim's own integrator, one system."""
     import torch_sim as ts
@@ -162,6 +194,11 @@ def main() -> None:
         exported = {dtype: work / f"model-{dtype}.pt" for dtype in args.dtypes}
         for dtype, path in exported.items():
             model.export(path, dtype=dtype)
+        compiled = {dtype: work / f"model-{dtype}.pt2" for dtype in args.dtypes}
+        for dtype, path in compiled.items():
+            started = time.perf_counter()
+            model.export(path, format="aoti", dtype=dtype)
+            print(f"AOTInductor package ({dtype}) compiled in {time.perf_counter() - started:.0f} s", flush=True)
 
         def ase_engine(dtype: str) -> float:
             return verlet_ms(atoms, model.to_ase_calculator(dtype=dtype), args.steps, args.warmup)
@@ -170,10 +207,14 @@ def main() -> None:
             calculator = ExportedCalculator(exported[dtype], getattr(torch, dtype))
             return verlet_ms(atoms, calculator, args.steps, args.warmup)
 
+        def compiled_engine(dtype: str) -> float:
+            return verlet_ms(atoms, AOTICalculator(compiled[dtype], getattr(torch, dtype)), args.steps, args.warmup)
+
         def torch_sim_engine(dtype: str) -> float:
             return torch_sim_ms(model, atoms, dtype, args.steps, args.warmup)
 
-        engines: dict[str, Callable[[str], float]] = {"ASE calculator": ase_engine, "exported (TorchScript)": exported_engine}
+        engines: dict[str, Callable[[str], float]] = {"ASE calculator": ase_engine, "exported (TorchScript)": exported_engine,
+                                                      "exported (AOTInductor)": compiled_engine}
         if hasattr(model, "to_torch_sim"):
             engines["torch-sim"] = torch_sim_engine
         names = [*engines, "mace-torch MACECalculator"]
@@ -191,6 +232,10 @@ def main() -> None:
                         times[(name, dtype)].append(engines[name](dtype))
                     print(f"round {r + 1} {dtype} {name}: {times[(name, dtype)][-1]:.1f} ms/step", flush=True)
         ours_energy = {dtype: float(model.predict([atoms])["energy"][0]) for dtype in args.dtypes[:1]}
+        first = args.dtypes[0]
+        start = atoms.copy()
+        start.calc = AOTICalculator(compiled[first], getattr(torch, first))
+        compiled_energy = float(start.get_potential_energy())
         mace.close()
 
     load = os.getloadavg()
@@ -204,7 +249,8 @@ def main() -> None:
         f"{architecture['max_ell']}, correlation {architecture['correlation']}, {architecture['num_interactions']} "
         f"interactions, cutoff {CUTOFF} Å), the same weights in both codes.", "",
         f"Same weights check: start energy {ours_energy[args.dtypes[0]]:.6f} eV here, "
-        f"{check.get(args.dtypes[0], float('nan')):.6f} eV in mace-torch ({args.dtypes[0]}).", "",
+        f"{check.get(args.dtypes[0], float('nan')):.6f} eV in mace-torch ({args.dtypes[0]}), "
+        f"{compiled_energy:.6f} eV from the AOTInductor package.", "",
         "| engine | dtype | ms per step, median of rounds | best round | rounds | / mace-torch (median) |",
         "|---|---|---|---|---|---|",
     ]

@@ -95,11 +95,11 @@ class CompiledPotential(nn.Module):
             total, _ = core(strained_positions, strained_cell.reshape(1, 3, 3), node_attrs, species, edge_index, shifts)
             inputs = [leaf, displacement] if self.computes_stress else [leaf]
             grads = torch.autograd.grad([total.sum()], inputs, retain_graph=m + 1 < len(self.cores))
-            energies.append(total.reshape(()).detach())
+            energies.append(total.reshape(1).detach())  # [1] rows: a stack of 0-d tensors does not lower
             forces.append(-grads[0])
             if self.computes_stress:
                 virials.append(grads[1])
-        energy = torch.stack(energies)
+        energy = torch.cat(energies)
         force = torch.stack(forces)
         out = {"energy": energy.mean(), "forces": force.mean(dim=0)}
         if self.computes_stress:
