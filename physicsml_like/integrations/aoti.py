@@ -244,6 +244,48 @@ def _input_checks_on() -> Iterator[list[int]]:
         CppWrapperCpu.generate_input_output_runtime_checks = original  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def _no_size_bounds_from_matmuls() -> Iterator[None]:
+    """Compile without inductor's CPU decompositions of small ``mm``, ``bmm`` and ``addmm``.
+
+    They decide "small" on the recorded sizes (``numel <= 32``, ``size <= 16``) and, compiling
+    ahead of time, turn the decision into a bound on the package's inputs: a one-element model
+    (``[N, 1] @ [1, 16]`` embeds the atoms) recorded on 11 atoms refused 108. ATen's kernels
+    serve these products at any size."""
+    from torch._inductor import decomposition
+
+    table = decomposition.decompositions
+    removed = {op: table.pop(op) for op in (aten.mm.default, aten.bmm.default, aten.addmm.default) if op in table}
+    try:
+        yield
+    finally:
+        table.update(removed)
+
+
+def _self_check(path: Path, potential: CompiledPotential, example: tuple[torch.Tensor, ...], cutoff: float,
+                self_interaction: bool) -> None:
+    """Run the written package on a structure 8x the example's size and compare it with the
+    eager computation: a size bound or a wrong kernel is found here, not in a user's MD run."""
+    positions, numbers, cell, pbc = example[:4]
+    images = torch.cartesian_prod(*[torch.arange(2)] * 3).to(cell.dtype)
+    big_positions = (positions.unsqueeze(0) + (images @ cell).unsqueeze(1)).reshape(-1, 3)
+    big_cell = 2 * cell
+    edge_index, shifts = neighbour_pairs(big_positions.to(torch.float64), big_cell.to(torch.float64), pbc, cutoff, self_interaction)
+    args = (big_positions, numbers.repeat(8), big_cell, pbc, edge_index, shifts)
+    try:
+        got = torch._inductor.aoti_load_package(str(path))(*args)
+    except RuntimeError as error:
+        raise RuntimeError(f"export: the compiled package refused a structure of {len(big_positions)} atoms and "
+                           f"{edge_index.shape[1]} edges ({error}); use format='torchscript'") from error
+    want = potential(*args)
+    tolerance = 1e-6 if potential.dtype == torch.float64 else 1e-3
+    for key, value in want.items():
+        difference = float((got[key].double() - value.double()).abs().max())
+        if difference > tolerance * max(1.0, float(value.double().abs().max())):
+            raise RuntimeError(f"export: the compiled package's {key} differs from the model's by {difference:.3g} on a "
+                               f"structure of {len(big_positions)} atoms; use format='torchscript'")
+
+
 def export_aoti(model: Any, path: Path, *, dtype: str | None = None, device: str = "cpu") -> Path:
     """Write ``model`` (or an ensemble) to ``path`` as an AOTInductor package (see the module
     docstring); needs a C++ compiler on the exporting machine, not on the one that runs it."""
@@ -258,9 +300,12 @@ def export_aoti(model: Any, path: Path, *, dtype: str | None = None, device: str
     program = record(potential, example)
 
     def save(name: str) -> None:
-        with open(name, "w+b") as handle, _input_checks_on() as edits:  # a handle: torch wants a path to end in .pt2
+        with open(name, "w+b") as handle, _input_checks_on() as edits, _no_size_bounds_from_matmuls():
+            # a handle: torch wants a path to end in .pt2, the temporary's does not
             torch._inductor.aoti_compile_and_package(
                 program, package_path=handle, inductor_configs={"aot_inductor.metadata": potential.metadata})
+        _self_check(Path(name), potential, example, float(potential.metadata["cutoff"]),
+                    potential.metadata["self_interaction"] == "true")
         if not any(edits):
             warnings.warn("export: this torch writes AOTInductor's input checks differently; the package checks its "
                           "inputs only when AOTI_RUNTIME_CHECK_INPUTS=1 is set", RuntimeWarning, stacklevel=3)

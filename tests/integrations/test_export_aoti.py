@@ -200,3 +200,19 @@ def test_documented_ase_calculator_equals_the_package_calculator(package: tuple[
     np.testing.assert_allclose(atoms.get_forces(), reference.get_forces(), atol=1e-6, rtol=0)
     assert np.abs(reference.get_stress()).max() > 1e-5
     np.testing.assert_allclose(atoms.get_stress(), reference.get_stress(), atol=1e-6, rtol=0)
+
+
+@pytest.mark.slow
+def test_self_check_refuses_a_package_with_a_size_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mutation test: with inductor's small-matmul decompositions left in, a one-element model's
+    package accepts at most 16 atoms; the export's own check must refuse to write it."""
+    import contextlib
+
+    from physicsml_like.integrations import aoti
+
+    model = saved("painn_periodic")
+    assert len(model.module.element_mapping.elements) == 1
+    monkeypatch.setattr(aoti, "_no_size_bounds_from_matmuls", contextlib.nullcontext)
+    with pytest.raises(RuntimeError, match="compiled package refused a structure of 88 atoms"):
+        model.export(tmp_path / "bounded.pt2", format="aoti")
+    assert not list(tmp_path.iterdir())
