@@ -191,7 +191,7 @@ class SymmetricContraction(nn.Module):
             else:
                 out = x.new_zeros(n, dim, self.channels)
                 for element, atoms in enumerate(element_groups):
-                    if len(atoms):
+                    if is_capturing() or len(atoms):  # a recorded graph cannot branch on the count
                         out[atoms] = _contract(chosen.index_select(1, atoms), per_element[element])
                 outs.append(out)
         return torch.cat(outs, dim=1)
