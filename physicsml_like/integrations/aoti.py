@@ -302,8 +302,14 @@ def export_aoti(model: Any, path: Path, *, dtype: str | None = None, device: str
     def save(name: str) -> None:
         with open(name, "w+b") as handle, _input_checks_on() as edits, _no_size_bounds_from_matmuls():
             # a handle: torch wants a path to end in .pt2, the temporary's does not
-            torch._inductor.aoti_compile_and_package(
-                program, package_path=handle, inductor_configs={"aot_inductor.metadata": potential.metadata})
+            try:
+                torch._inductor.aoti_compile_and_package(
+                    program, package_path=handle, inductor_configs={"aot_inductor.metadata": potential.metadata})
+            except Exception as error:  # inductor's own failure, named with what to use instead
+                raise RuntimeError(f"export: AOTInductor could not compile this model ({type(error).__name__}: "
+                                   f"{str(error).splitlines()[0][:300]}); use format='torchscript'. Known case: MACE "
+                                   "with more than one element (its product basis multiplies per element, a size "
+                                   "known only at run time)") from error
         _self_check(Path(name), potential, example, float(potential.metadata["cutoff"]),
                     potential.metadata["self_interaction"] == "true")
         if not any(edits):

@@ -156,6 +156,11 @@ def test_refused_before_compiling(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", SAVED_MODELS)
 def test_every_family_compiles_and_equals_predict(name: str, tmp_path: Path) -> None:
     model = perturbed(saved(name), seed=11, scale=0.02)
+    if name == "mace_molecule":  # inductor cannot lower bmm over a data-dependent number of atoms
+        with pytest.raises(RuntimeError, match="could not compile this model.*more than one element"):
+            model.export(tmp_path / f"{name}.pt2", format="aoti", dtype="float64")
+        assert not list(tmp_path.iterdir())
+        return
     path = model.export(tmp_path / f"{name}.pt2", format="aoti", dtype="float64")
     _compare(torch._inductor.aoti_load_package(str(path)), model)
 
