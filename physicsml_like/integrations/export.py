@@ -397,15 +397,11 @@ def export_model(model: Any, path: str | Path, format: str = "torchscript", *, d
     if dtype is not None and dtype not in ("float32", "float64"):
         raise ConfigError(f"export: dtype must be 'float32' or 'float64', got {dtype!r}")
     path = Path(path)
-    if format == "metatomic":
-        # through the engine table: the metatomic adapter imports this module (no import cycle)
+    if format in ("metatomic", "aoti"):
+        # through the engine table: both writers import this module (no import cycle)
         from ..training.extensions import engine
 
-        return engine("metatomic")(model, path, dtype=dtype, device=device)  # type: ignore[no-any-return]
-    if format == "aoti":
-        from .aoti import export_aoti
-
-        return export_aoti(model, path, dtype=dtype, device=device)
+        return engine(format)(model, path, dtype=dtype, device=device)  # type: ignore[no-any-return]
     torch_dtype(dtype or "float32")  # validated above; keeps the one dtype table
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is deprecated", category=DeprecationWarning)

@@ -30,6 +30,7 @@ __all__ = ["engine", "register_engine", "register_saved_format", "saved_format_l
 Provider = str | Callable[..., Any]
 
 _ENGINES: dict[str, Provider] = {
+    "aoti": "physicsml_like.integrations.aoti:export_aoti",
     "ase": "physicsml_like.integrations.ase:PhysicsMLCalculator",
     "ase_ensemble": "physicsml_like.integrations.ase:EnsembleCalculator",
     "export": "physicsml_like.integrations.export:export_model",
