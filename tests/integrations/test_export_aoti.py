@@ -199,7 +199,7 @@ def test_documented_ase_calculator_equals_the_package_calculator(package: tuple[
     text = (Path(__file__).resolve().parents[2] / "docs" / "export.md").read_text()
     block = next(b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "class CompiledCalculator" in b)
     namespace: dict[str, Any] = {}
-    exec(textwrap.dedent(block), namespace)  # noqa: S102 - the documented code itself
+    exec(textwrap.dedent(block), namespace)  # the documented code itself
     atoms = structure(model, "bulk")
     atoms.calc = namespace["CompiledCalculator"](str(path))
     reference = atoms.copy()
