@@ -273,7 +273,9 @@ def _self_check(path: Path, potential: CompiledPotential, example: tuple[torch.T
     edge_index, shifts = neighbour_pairs(big_positions.to(torch.float64), big_cell.to(torch.float64), pbc, cutoff, self_interaction)
     args = (big_positions, numbers.repeat(8), big_cell, pbc, edge_index, shifts)
     try:
-        got = torch._inductor.aoti_load_package(str(path))(*args)
+        with open(path, "rb") as handle:  # a handle: the temporary's name does not end in .pt2
+            run = torch._inductor.aoti_load_package(handle)
+        got = run(*args)
     except RuntimeError as error:
         raise RuntimeError(f"export: the compiled package refused a structure of {len(big_positions)} atoms and "
                            f"{edge_index.shape[1]} edges ({error}); use format='torchscript'") from error
@@ -307,9 +309,7 @@ def export_aoti(model: Any, path: Path, *, dtype: str | None = None, device: str
                     program, package_path=handle, inductor_configs={"aot_inductor.metadata": potential.metadata})
             except Exception as error:  # inductor's own failure, named with what to use instead
                 raise RuntimeError(f"export: AOTInductor could not compile this model ({type(error).__name__}: "
-                                   f"{str(error).splitlines()[0][:300]}); use format='torchscript'. Known case: MACE "
-                                   "with more than one element (its product basis multiplies per element, a size "
-                                   "known only at run time)") from error
+                                   f"{str(error).splitlines()[0][:300]}); use format='torchscript'") from error
         _self_check(Path(name), potential, example, float(potential.metadata["cutoff"]),
                     potential.metadata["self_interaction"] == "true")
         if not any(edits):

@@ -27,6 +27,7 @@ from physicsml_like.models.mace import (
     SymmetricContraction,
 )
 from physicsml_like.models.mace.coupling import coupling_basis
+from physicsml_like.models.mace.product import AtomElements
 from physicsml_like.models.mace.edges import reverse_pairs
 
 from .contract import MOLECULE_TARGETS, PERIODIC_TARGETS, AccuracyRun, FamilyContract
@@ -186,11 +187,12 @@ def test_edge_tensor_product_is_e3nn_uvu_tensor_product() -> None:
     )
 
 
-@pytest.mark.parametrize("contraction_by", ["broadcast", "bmm"])
+@pytest.mark.parametrize("contraction_by", ["broadcast", "bmm", "captured"])
 def test_symmetric_contraction_is_the_coupled_power_series(contraction_by: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both ways of contracting with the weights (broadcast for small inputs, bmm for large ones
-    and traces) give the reference's power series."""
+    """Every way of contracting with the weights (broadcast for small inputs, bmm for large ones,
+    each atom's own weights while captured) gives the reference's power series."""
     from physicsml_like.models.mace import product
+    from physicsml_like.nn.capture import capturing
 
     if contraction_by == "bmm":
         monkeypatch.setattr(product, "_BROADCAST_ELEMENTS", (0, 0))
@@ -199,8 +201,15 @@ def test_symmetric_contraction_is_the_coupled_power_series(contraction_by: str, 
     assert contraction.num_paths == [[1, 3, 11], [1, 4, 21]]  # the reference's path counts
     x = torch.randn(5, 9, 3, dtype=torch.float64)
     species = torch.tensor([0, 1, 1, 0, 1])
-    groups = [torch.nonzero(species == e).flatten() for e in range(2)]
-    got = contraction.to(torch.float64)(x, groups)
+    if contraction_by == "captured":
+        with capturing():
+            elements = AtomElements.of(species, 2)
+            assert elements.groups is None
+            got = contraction.to(torch.float64)(x, elements)
+    else:
+        elements = AtomElements.of(species, 2)
+        assert elements.groups is not None
+        got = contraction.to(torch.float64)(x, elements)
     weights = iter(contraction.weights)
     expected = []
     for _, ir in contraction.irreps_out:

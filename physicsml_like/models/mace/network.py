@@ -47,7 +47,7 @@ from .convolution import Edges
 from .edges import reverse_pairs
 from .interaction import InteractionBlock
 from .linear import IrrepsLinear
-from .product import ProductBasisBlock
+from .product import AtomElements, ProductBasisBlock
 from .readout import Readout
 
 __all__ = ["MACE", "build_mace"]
@@ -138,10 +138,10 @@ class MACE(AtomisticNetwork):
         receivers, senders = graph.edge_index
         species = graph.species
         element_onehot = None
-        element_groups = None
+        elements = None
         if self.num_elements > 1:
             element_onehot = nn.functional.one_hot(species, self.num_elements).to(graph.positions.dtype)
-            element_groups = [torch.nonzero(species == e).flatten() for e in range(self.num_elements)]
+            elements = AtomElements.of(species, self.num_elements)
         # harmonics of the sender -> receiver direction (edge vectors point receiver -> sender)
         sh = self.spherical_harmonics(-graph.edge_vectors)
         # radial features depend on the bond length only: once per bond, not per direction
@@ -153,7 +153,7 @@ class MACE(AtomisticNetwork):
         vectors: torch.Tensor | None = None
         for interaction, product, readout in zip(self.interactions, self.products, self.readouts, strict=True):
             basis, skip = interaction(node_feats, element_onehot, sh, radial, edges)
-            node_feats = product(basis, skip, element_groups)
+            node_feats = product(basis, skip, elements)
             layer_scalars, layer_vectors = readout(node_feats)
             scalars = layer_scalars if scalars is None else scalars + layer_scalars
             if layer_vectors is not None:

@@ -12,6 +12,8 @@ one order from the previous, and only the monomials with a non-zero coefficient 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from e3nn import o3
 from torch import nn
@@ -21,9 +23,26 @@ from ...nn.equivariant import uniform_channels
 from .coupling import coupling_basis, monomial_parents, symmetrise
 from .linear import IrrepsLinear
 
-__all__ = ["ProductBasisBlock", "SymmetricContraction"]
+__all__ = ["AtomElements", "ProductBasisBlock", "SymmetricContraction"]
 
 _ZERO = 1e-10
+
+
+class AtomElements(NamedTuple):
+    """Which element each atom is, for the per-element weights of the contraction."""
+
+    species: torch.Tensor
+    """``[N]`` element index of each atom."""
+    groups: list[torch.Tensor] | None
+    """Atom indices of each element, or ``None`` while captured: a recorded graph cannot hold
+    sizes that depend on the data (how many atoms each element has), so the contraction then
+    gathers each atom's weights instead."""
+
+    @classmethod
+    def of(cls, species: torch.Tensor, num_elements: int) -> AtomElements:
+        if is_capturing():
+            return cls(species, None)
+        return cls(species, [torch.nonzero(species == e).flatten() for e in range(num_elements)])
 
 
 def _nonzero_rows(coefficients: torch.Tensor) -> torch.Tensor:
@@ -173,9 +192,9 @@ class SymmetricContraction(nn.Module):
             terms.append(previous)
         return torch.cat(terms, dim=0)
 
-    def forward(self, x: torch.Tensor, element_groups: list[torch.Tensor] | None) -> torch.Tensor:
-        """``x``: ``[N, D_in, c]``; ``element_groups``: atom indices of each element (``None``
-        with one element) -> ``[N, D_out, c]``."""
+    def forward(self, x: torch.Tensor, elements: AtomElements | None) -> torch.Tensor:
+        """``x``: ``[N, D_in, c]``; ``elements``: which element each atom is (``None`` with one
+        element) -> ``[N, D_out, c]``."""
         n = x.shape[0]
         monomials = self._monomials(x.permute(1, 0, 2).contiguous())
         outs = []
@@ -186,12 +205,17 @@ class SymmetricContraction(nn.Module):
             chosen = monomials.index_select(0, getattr(self, f"columns_{index}"))  # [P_L, N, c]
             weights = torch.cat([self.weights[k] for k in weight_ids], dim=1)  # [E, K_L, c]
             per_element = torch.einsum("mpk,ekc->epmc", getattr(self, f"coefficients_{index}"), weights)  # [E, P_L, 2L+1, c]
-            if element_groups is None:
+            if elements is None:
                 outs.append(_contract(chosen, per_element[0]))
+            elif elements.groups is None:
+                # each atom's own weights: a multiply and a sum over the monomials, which the
+                # compiler fuses into one reduction without the [N, P, 2L+1, c] product
+                own = per_element.index_select(0, elements.species)  # [N, P_L, 2L+1, c]
+                outs.append((chosen.permute(1, 0, 2).unsqueeze(2) * own).sum(1))
             else:
                 out = x.new_zeros(n, dim, self.channels)
-                for element, atoms in enumerate(element_groups):
-                    if is_capturing() or len(atoms):  # a recorded graph cannot branch on the count
+                for element, atoms in enumerate(elements.groups):
+                    if len(atoms):
                         out[atoms] = _contract(chosen.index_select(1, atoms), per_element[element])
                 outs.append(out)
         return torch.cat(outs, dim=1)
@@ -225,8 +249,8 @@ class ProductBasisBlock(nn.Module):
         self.linear = IrrepsLinear(o3.Irreps(irreps_out), o3.Irreps(irreps_out))
         self.use_skip = use_skip
 
-    def forward(self, basis: torch.Tensor, skip: torch.Tensor | None, element_groups: list[torch.Tensor] | None) -> torch.Tensor:
-        out = self.linear(self.contraction(basis, element_groups))
+    def forward(self, basis: torch.Tensor, skip: torch.Tensor | None, elements: AtomElements | None) -> torch.Tensor:
+        out = self.linear(self.contraction(basis, elements))
         if self.use_skip and skip is not None:
             out = out + skip
         return out
