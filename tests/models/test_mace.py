@@ -27,8 +27,8 @@ from physicsml_like.models.mace import (
     SymmetricContraction,
 )
 from physicsml_like.models.mace.coupling import coupling_basis
-from physicsml_like.models.mace.product import AtomElements
 from physicsml_like.models.mace.edges import reverse_pairs
+from physicsml_like.models.mace.product import AtomElements
 
 from .contract import MOLECULE_TARGETS, PERIODIC_TARGETS, AccuracyRun, FamilyContract
 

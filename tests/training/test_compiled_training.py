@@ -1,0 +1,71 @@
+"""compile_training: the compiled training step trains to eager's weights, logs the same
+metrics, and steps aside (eagerly, with a warning or an error) where it cannot compile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ase
+import pandas as pd
+import pytest
+import torch
+
+from physicsml_like import EGNNModel, MACEModel
+from physicsml_like.errors import ConfigError
+
+from .helpers import ETHANOL_TARGETS, tiny_egnn
+
+
+def tiny_mace(root: Path, **fields: Any) -> MACEModel:
+    """A float64 MACE small enough to compile in well under a minute."""
+    return MACEModel(
+        datamodule={**ETHANOL_TARGETS, "train": {"batch_size": 4}},
+        compute_forces=True, model_dtype="float64", hidden_irreps="4x0e + 4x1o", max_ell=1, correlation=2,
+        num_interactions=1, num_bessel=4, radial_mlp=[8], mlp_irreps="4x0e",
+        losses={"energy": {"weight": 1.0}, "forces": {"weight": 10.0}},
+        optimizer={"name": "Adam", "config": {"lr": 1e-2}}, scheduler=None,
+        trainer={"max_epochs": 2, "default_root_dir": str(root), "enable_progress_bar": False,
+                 "log_every_n_steps": 1},
+        **fields,
+    )
+
+
+def logged(root: Path) -> pd.DataFrame:
+    (metrics,) = root.rglob("metrics.csv")
+    return pd.read_csv(metrics)
+
+
+def test_compiled_training_gives_eager_weights_and_metrics(tmp_path: Path, ethanol: list[ase.Atoms]) -> None:
+    data = ethanol[:16]  # 4 batches of 4 (one layout), 2 epochs: 8 Adam steps
+    eager = tiny_mace(tmp_path / "eager").train(data)
+    compiled = tiny_mace(tmp_path / "compiled", compile_training=True)
+    compiled.train(data)
+    assert compiled.module.compiled_step is not None and compiled.module.compiled_step.refused is None
+    assert len(compiled.module.compiled_step.entries) == 1  # recorded once, for every batch
+    initial = tiny_mace(tmp_path / "initial").initialise(data).module.network.state_dict()
+    moved = 0.0
+    for name, weight in eager.module.network.state_dict().items():
+        torch.testing.assert_close(compiled.module.network.state_dict()[name], weight, rtol=1e-9, atol=1e-10, msg=name)
+        moved = max(moved, float((weight - initial[name]).abs().max()))
+    assert moved > 1e-3  # the steps changed the weights: the comparison is not of two initial states
+    rows = {k: logged(tmp_path / k) for k in ("eager", "compiled")}
+    for column in ("train/loss_step", "train/loss", "train/forces_mae", "train/energy_rmse"):
+        a, b = (rows[k][column].dropna().to_numpy() for k in ("eager", "compiled"))
+        assert len(a) >= 2 and (a > 0).all()
+        torch.testing.assert_close(torch.as_tensor(b), torch.as_tensor(a), rtol=1e-6, atol=0.0, msg=column)
+    predicted = {k: m.predict(data[:2])["forces"][0] for k, m in (("eager", eager), ("compiled", compiled))}
+    torch.testing.assert_close(torch.as_tensor(predicted["compiled"]), torch.as_tensor(predicted["eager"]))
+
+
+def test_a_step_that_draws_random_numbers_trains_eagerly(tmp_path: Path, ethanol: list[ase.Atoms]) -> None:
+    model = EGNNModel(tiny_egnn(tmp_path, epochs=1, dropout=0.2, compile_training=True))
+    with pytest.warns(RuntimeWarning, match=r"not compiled \(it draws random numbers .*dropout"):
+        model.train(ethanol[:16])
+    step = model.module.compiled_step
+    assert step is not None and step.refused is not None and not step.entries
+
+
+def test_compile_training_refuses_conflict_free_updates() -> None:
+    with pytest.raises(ConfigError, match="compile_training compiles the plain training step"):
+        EGNNModel(training_module="config", compile_training=True)
