@@ -165,6 +165,9 @@ MD_SETTINGS = {
     "full": {"dtype": "float64", "timestep_fs": 1.0, "temperature_K": 300.0, "warmup_steps": 10, "steps": 50},
     "quick": {"dtype": "float64", "timestep_fs": 1.0, "temperature_K": 300.0, "warmup_steps": 2, "steps": 5},
 }
+COMPILE_TRAINING = False
+"""``--compile-training``: ours trains with ``compile_training=True``; its first epoch (record
+and compile) is reported apart as ``compile_epoch_seconds``, not in the epoch times."""
 SPEED_EPOCHS = 2
 """Epochs of each ``--speed-rounds`` training (all of them timed)."""
 TRAINING = {"cutoff": 5.0, "batch_size": 8, "lr": 1e-2, "energy_weight": 1.0, "forces_weight": 10.0, "seed": 0}
@@ -338,6 +341,9 @@ def training_job(table: Table, code: str, data: dict[str, Any], mode: str, epoch
         job["workdir"] = str(WORK / "runs" / mode / table.key / "speed" / f"{code}-round{speed_round}")
     if batch_size is not None:
         job["batch_size"] = batch_size
+    if code == "ours" and COMPILE_TRAINING:  # one more epoch: the first records and compiles the step
+        job.update(compile_training=True, epochs=epochs + 1)
+        job["workdir"] += "-compiled"
     return job
 
 
@@ -347,6 +353,7 @@ def speed_rounds(table: Table, codes: list[str], data: dict[str, Any], mode: str
     trainings, the codes taking turns (the first one rotating, so that no code always runs first)."""
     times: dict[str, list[list[float] | None]] = {code: [] for code in codes}
     predict: dict[str, list[float | None]] = {code: [] for code in codes}
+    compile_epochs: list[float] = []
     for k in range(rounds):
         for code in codes[k % len(codes):] + codes[: k % len(codes)]:
             print(f"{table.key}: throughput round {k + 1}/{rounds}, {code} ...", flush=True)
@@ -354,9 +361,12 @@ def speed_rounds(table: Table, codes: list[str], data: dict[str, Any], mode: str
             keys = ("epoch_seconds", "predict_structures_per_s", "error")
             print(f"  {json.dumps({key: row.get(key) for key in keys})}", flush=True)
             times[code].append(row.get("epoch_seconds") if "error" not in row else None)
+            if "compile_epoch_seconds" in row:
+                compile_epochs.append(row["compile_epoch_seconds"])
             predict[code].append(row.get("predict_structures_per_s") if "error" not in row else None)
     return {"epochs": SPEED_EPOCHS, "n_train": data["n_train"], "n_test": data["n_test"], "order": codes,
-            "batch_size": batch_size or TRAINING["batch_size"], "epoch_seconds": times, "predict_structures_per_s": predict}
+            "batch_size": batch_size or TRAINING["batch_size"], "epoch_seconds": times, "predict_structures_per_s": predict,
+            "compile_training": COMPILE_TRAINING, "compile_epoch_seconds": compile_epochs}
 
 
 def paired_speedups(speed: dict[str, Any], reference: str) -> list[float]:
@@ -488,7 +498,13 @@ def speed_only_table(table: Table, speed: dict[str, Any], data: dict[str, Any]) 
     title = {"mace": "MACE", "nequip": "NequIP"}[table.family]
     where = {"cu": f"fcc Cu, {data['atoms_per_structure'][0]} atoms, fixed cell, EMT", "ethanol": "ethanol, 9 atoms, GFN2-xTB"}[table.dataset]
     batch = speed.get("batch_size", TRAINING["batch_size"])
-    return [f"## {title} on {where}: throughput only, batch {batch}", ""] + speed_section(speed) + speed_comparisons(speed) + [""]
+    compiled = []
+    if speed.get("compile_training"):
+        first = speed.get("compile_epoch_seconds", [])
+        compiled = [f"Ours with `compile_training=True`: each run's first epoch (recording and compiling the step, "
+                    f"{', '.join(f'{s:.1f}' for s in first)} s) is not in the epoch times below.", ""]
+    return ([f"## {title} on {where}: throughput only, batch {batch}" + (", ours compiled" if compiled else ""), ""]
+            + compiled + speed_section(speed) + speed_comparisons(speed) + [""])
 
 
 def training_table(
@@ -651,7 +667,7 @@ def render(mode: str, results: dict[str, Any], datasets: dict[str, Any], version
                                     versions, results.get(f"{table.key}:seeds"), results.get(f"{table.key}:speed"))
         elif f"{table.key}:speed" in results:  # only the interleaved rounds were run
             lines += speed_only_table(table, results[f"{table.key}:speed"], datasets[table.dataset])
-        for key in sorted(k for k in results if k.startswith(f"{table.key}:speed:b")):  # rounds at another batch
+        for key in sorted(k for k in results if k.startswith(f"{table.key}:speed:")):  # another batch, compiled
             lines += speed_only_table(table, results[key], datasets[table.dataset])
     if "md" in results:
         lines += md_table(results["md"], MD_SETTINGS[mode], versions)
@@ -673,7 +689,7 @@ def kept_notes(out: Path) -> str:
 
 
 def main() -> None:
-    global THREADS
+    global THREADS, COMPILE_TRAINING
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small splits and 1 epoch, to check the plumbing")
     parser.add_argument("--tables", nargs="*", default=[t.key for t in TABLES] + ["md"],
@@ -689,10 +705,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help=f"torch threads of every code (default {THREADS})")
     parser.add_argument("--batch-size", type=int, default=TRAINING["batch_size"],
                         help="batch of the --speed-rounds runs (training and prediction); the tables keep theirs")
+    parser.add_argument("--compile-training", action="store_true",
+                        help="ours with compile_training=True (its first, compiling epoch timed apart)")
     parser.add_argument("--install-only", action="store_true", help="set up the reference environments and stop")
     parser.add_argument("--out", type=Path, default=None, help="markdown file to write")
     args = parser.parse_args()
     THREADS = args.threads or THREADS
+    COMPILE_TRAINING = args.compile_training
     mode = "quick" if args.quick else "full"
     out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
     command = "python benchmarks/reference_comparison.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -744,7 +763,7 @@ def main() -> None:
         if args.speed_rounds:
             codes = [c for c in table.codes if c in args.codes]
             batch = args.batch_size if args.batch_size != TRAINING["batch_size"] else None
-            key = f"{table.key}:speed" + (f":b{batch}" if batch else "")
+            key = f"{table.key}:speed" + (f":b{batch}" if batch else "") + (":compiled" if COMPILE_TRAINING else "")
             results[key] = speed_rounds(table, codes, datasets[table.dataset], mode, args.speed_rounds, batch)
             saved.write_text(json.dumps(results, indent=1))
     if "md" in args.tables:
