@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import logging
+import subprocess
+import sys
 import tomllib
 import warnings
 from pathlib import Path
@@ -85,7 +87,20 @@ def test_registered_by_import_and_declared_as_an_entry_point() -> None:
     assert isinstance(MLPotential._implFactories["physicsml_like"], omm.PhysicsMLLikePotentialImplFactory)
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["openmmml.potentials"]
     point = importlib.metadata.EntryPoint("physicsml_like", declared["physicsml_like"], "openmmml.potentials")
-    assert point.load() is omm.PhysicsMLLikePotentialImplFactory
+    from physicsml_like.integrations.openmm_entry import PhysicsMLLikeEntryPoint
+
+    assert point.load() is PhysicsMLLikeEntryPoint
+
+
+@pytest.mark.parametrize("first", ["physicsml_like.integrations.openmm", "openmmml"])
+def test_either_package_imports_first_in_a_fresh_process(first: str) -> None:
+    """openmm-ml imports its entry points while it is being imported: the integration imported
+    first once failed there with a circular import."""
+    script = (f"import {first}\nfrom openmmml import MLPotential\nimport physicsml_like.integrations.openmm\n"
+              "print(type(MLPotential._implFactories['physicsml_like']).__name__)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() in ("PhysicsMLLikeEntryPoint", "PhysicsMLLikePotentialImplFactory")
 
 
 # ---------------------------------------------------------------------------------- equality
