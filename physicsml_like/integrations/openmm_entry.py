@@ -16,7 +16,7 @@ __all__ = ["PhysicsMLLikeEntryPoint"]
 class PhysicsMLLikeEntryPoint:
     """Makes the implementation behind ``MLPotential("physicsml_like", model_path=...)``."""
 
-    def createImpl(self, name: str, **args: Any) -> Any:  # noqa: N802 - openmm-ml's method name
+    def createImpl(self, name: str, **args: Any) -> Any:  # openmm-ml's method name
         from .openmm import PhysicsMLLikePotentialImpl
 
         return PhysicsMLLikePotentialImpl(name, **args)
