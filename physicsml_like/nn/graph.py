@@ -159,6 +159,8 @@ class AtomisticNetwork(nn.Module):
     """
 
     supported_outputs: ClassVar[frozenset[str]] = frozenset({OUT_GRAPH_SCALARS})
+    compiled_training_defect: ClassVar[str | None] = None
+    """Why ``compile_training`` is refused for this family (a known compiler defect), if it is."""
 
     def __init__(self, spec: OutputSpec) -> None:
         super().__init__()

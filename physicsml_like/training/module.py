@@ -165,6 +165,10 @@ class AtomisticLightningModule(L.LightningModule):
         if type(self).training_step is not AtomisticLightningModule.training_step:  # a registered module
             raise ConfigError(f"compile_training: {type(self).__name__} has its own training step, which is not "
                               "compiled; set compile_training=False")
+        defect = getattr(self.network, "compiled_training_defect", None)
+        if defect:
+            raise ConfigError(f"compile_training is refused for {type(self.network).__name__}: {defect}; "
+                              "set compile_training=False")
         outside = [name for name, p in self.named_parameters() if p.requires_grad and not name.startswith("network.")]
         if outside:
             raise ConfigError(f"compile_training: trainable weights outside the network ({', '.join(outside[:3])}) "
