@@ -7,6 +7,7 @@ many structures a second this package trains and predicts there.
     python benchmarks/small_molecules.py throughput --compile-training --families mace nequip   # eager and compiled
     python benchmarks/small_molecules.py weights save /tmp/w.pt  # 10 epochs of MACE on 40 ethanol frames ...
     python benchmarks/small_molecules.py weights compare /tmp/w.pt   # ... and the largest weight change since
+    python benchmarks/small_molecules.py weights compare /tmp/w.pt --compile-training   # compiled against eager
     python benchmarks/small_molecules.py step --families mace --threads 1   # ms per bare training step
     PYTHONPATH=/path/to/other/checkout python benchmarks/small_molecules.py step ...   # the same, other code
 
@@ -360,17 +361,18 @@ def step_ms(family: str, config: str, repeats: int = 20) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- weights
-def weights(mode: str, path: Path) -> None:
+def weights(mode: str, path: Path, **overrides: Any) -> None:
     """Train MACE (the reference comparison's) on 40 ethanol frames for 10 epochs, seed 0, with
     validation; ``save`` the final weights or ``compare`` them with saved ones. A change that keeps
-    the arithmetic must give the same weights to float tolerance."""
+    the arithmetic must give the same weights to float tolerance (``--compile-training``: the
+    compiled step against saved eager weights)."""
     import torch
 
     from physicsml_like.datasets import load_dataset
 
     data = load_dataset("ethanol")
     with tempfile.TemporaryDirectory() as root:
-        model = build("mace", 8, 10, root)
+        model = build("mace", 8, 10, root, **overrides)
         model.train(data[:40], data[40:48])
     state = {k: v.detach().clone() for k, v in model.module.network.state_dict().items()}
     if mode == "save":
@@ -408,13 +410,14 @@ def main() -> None:
     parser.add_argument("--pyinstrument", type=Path, default=None, help="also write pyinstrument profiles here")
     parser.add_argument("--json", type=Path, default=None, help="write the raw numbers here")
     parser.add_argument("--compile-training", action="store_true",
-                        help="throughput: each run eager and with compile_training=True, interleaved")
+                        help="throughput: each run eager and with compile_training=True, interleaved; "
+                             "weights: train with compile_training=True")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     if args.what == "weights":
-        weights(args.args[0], Path(args.args[1]))
+        weights(args.args[0], Path(args.args[1]), **({"compile_training": True} if args.compile_training else {}))
         return
     print(machine(), flush=True)
     if args.what == "step":

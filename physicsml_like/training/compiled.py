@@ -9,9 +9,10 @@ symbolic, and inductor compiles that graph. The step then hands its gradients to
 as a plain backward would.
 
 What it buys: the MACE of ``benchmarks/reference_comparison.py`` on ethanol, batch 8, 2
-threads (Intel Xeon): 19 ms a training step against 35 ms eager, the same gradients to 5e-8
-(float32); see ``benchmarks/results/small_molecules.md``. What it costs: a compile of about a
-minute at the first step, and again for each new batch layout (another number of structures in a
+threads (AMD EPYC): 19 ms a training step against 33-39 ms eager, the same gradients to 5e-8
+(float32), and 248 against 140 training structures/s through ``model.train``; see
+``benchmarks/results/small_molecules.md``. What it costs: a compile of 30 s to 3 minutes at the
+first step, and again for each new batch layout (another number of structures in a
 batch, e.g. a smaller last batch; a new set of trainable weights). Eager stays the default, and
 the fallback: a model whose step cannot be recorded (random operations such as dropout, sizes that
 depend on the data) trains eagerly with a warning that says why.
