@@ -97,8 +97,8 @@ class ModelConfig(StrictConfig):
     one graph compiled by inductor: MACE trains 1.8x as many ethanol structures a second at
     batch 8, with the same gradients to float tolerance, after a compile of 30 s to 3 minutes at
     the first step and again for each new batch layout (number of structures in a batch, set of trainable
-    weights). A step that cannot be recorded (random operations, sizes that depend on the data)
-    trains eagerly with a warning; validation and prediction are not compiled. See
+    weights). A step that cannot be recorded (random operations, a stress loss, sizes that depend
+    on the data) trains eagerly with a warning; validation and prediction are not compiled. See
     ``docs/training.md``."""
     seed: int = 0
     """Seeds the network's initialisation and the training run, and the order of the training

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..nn.capture import capturing
+from ..targets import Stress
 
 if TYPE_CHECKING:
     from .module import AtomisticLightningModule
@@ -144,6 +145,10 @@ class CompiledTrainingStep:
         from torch.fx.experimental.proxy_tensor import make_fx
 
         module = self.module
+        if any(isinstance(t, Stress) for t in module.labelled_targets):
+            self._refuse("the stress loss compares only each batch's fully periodic structures, a number that "
+                         "depends on the data")
+            return None
         layout: list[tuple[str, str]] = []
         num_parameters = len(flags)
 
