@@ -104,17 +104,16 @@ class CompiledTrainingStep:
         if self.refused is not None:
             return None
         network = self.module.network
-        names = [name for name, _ in network.named_parameters()] + [name for name, _ in network.named_buffers()]
-        values = [p.detach() for p in network.parameters()] + list(network.buffers())
-        trainable = [p for p in network.parameters() if p.requires_grad]
-        flags = tuple(p.requires_grad for p in network.parameters())
+        parameters = list(network.parameters())
+        values = [p.detach() for p in parameters] + list(network.buffers())
+        flags = tuple(p.requires_grad for p in parameters)
         keys = sorted(k for k in batch.keys() if torch.is_tensor(batch[k]))  # noqa: SIM118 - a PyG batch iterates pairs
         tensors = [batch[k] for k in keys]
-        key = (id(network), int(batch.num_graphs), tuple(keys), flags, tuple(names))
-        inputs = [*values, *tensors]
-        entry = next((e for e in self.entries.get(key, []) if self._holds(e, inputs)), None)
+        # the network's modules can change only between fits, which clear the entries
+        key = (id(network), int(batch.num_graphs), tuple(keys), flags)
+        entry = next((e for e in self.entries.get(key, []) if self._holds(e, [*values, *tensors])), None)
         if entry is None:
-            entry = self._record(network, names, keys, flags, int(batch.num_graphs), values, tensors)
+            entry = self._record(network, keys, flags, int(batch.num_graphs), values, tensors)
             if entry is None:
                 return None
             self.entries.setdefault(key, []).append(entry)
@@ -128,7 +127,7 @@ class CompiledTrainingStep:
         for (kind, name), value in zip(entry.layout, outputs, strict=False):
             predictions[kind][name] = value
         gradients = list(outputs[len(entry.layout):])
-        return predictions, gradients, trainable
+        return predictions, gradients, [p for p, trained in zip(parameters, flags, strict=True) if trained]
 
     @staticmethod
     def _holds(entry: _Entry, inputs: list[torch.Tensor]) -> bool:
@@ -140,10 +139,11 @@ class CompiledTrainingStep:
                       RuntimeWarning, stacklevel=4)
 
     # ------------------------------------------------------------------ recording
-    def _record(self, network: nn.Module, names: list[str], keys: list[str], flags: tuple[bool, ...],
-                num_graphs: int, values: list[torch.Tensor], tensors: list[torch.Tensor]) -> _Entry | None:
+    def _record(self, network: nn.Module, keys: list[str], flags: tuple[bool, ...], num_graphs: int,
+                values: list[torch.Tensor], tensors: list[torch.Tensor]) -> _Entry | None:
         from torch.fx.experimental.proxy_tensor import make_fx
 
+        names = [name for name, _ in network.named_parameters()] + [name for name, _ in network.named_buffers()]
         module = self.module
         if any(isinstance(t, Stress) for t in module.labelled_targets):
             self._refuse("the stress loss compares only each batch's fully periodic structures, a number that "

@@ -99,5 +99,5 @@ def test_every_family_trains_compiled_to_eager_weights(family: str, tmp_path: Pa
                           cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, f"{family}: {done.stderr[-3000:]}"
     result = json.loads(next(line for line in reversed(done.stdout.splitlines()) if line.startswith("{")))
-    assert result["max_weight"] > 0.1  # real weights are compared
+    assert result["max_weight_change"] > 1e-3  # training moved the weights: not two initial states compared
     assert result["max_weight_difference"] < 1e-9 * result["max_weight"], result
